@@ -1,0 +1,181 @@
+"""`fermix <subcommand> [hydra overrides]`.
+
+Each job subcommand is one Hydra entry with its own primary config (configs/<subcommand>.yaml).
+This module imports nothing heavy at the top, so `fermix --help` and `fermix list` answer at
+once; torch and Lightning load only when a job runs.
+
+Errors the user can fix (FermixError) print one sentence on stderr and exit 1; so does an
+unexpected error, with a pointer to FERMIX_DEBUG=1 for its traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from fermix import __version__
+from fermix.errors import FermixError
+
+JOBS: dict[str, tuple[str, str]] = {
+    "train": ("fermix.engine.train:run_train", "train a method on a dataset (default: erm)"),
+    "test": ("fermix.engine.testing:run_test", "evaluate a checkpoint: fermix test ckpt=PATH [split=val]"),
+}
+
+USAGE = f"""usage: fermix <command> [key=value ...]
+
+fermix {__version__} — facial-expression recognition methods as plugins of one framework.
+
+commands:
+  train     {JOBS["train"][1]}
+  test      {JOBS["test"][1]}
+  list      list registered names: fermix list [methods|datasets|backbones]
+
+Options are Hydra overrides, e.g.
+  fermix train method=erm dataset=imagefolder dataset.root=PATH backbone=resnet18 trainer.max_epochs=20
+  fermix train -m seed=1,2,3          (a multirun: one run per seed)
+  fermix train --help                 (config groups and the composed config)
+  fermix test ckpt=runs/erm_imagefolder/<run>/checkpoints/best.ckpt
+
+Set FERMIX_DEBUG=1 to see tracebacks.
+"""
+
+# What `fermix test` may change: nothing that alters the model it rebuilds from the checkpoint.
+TEST_ALLOWED = ("ckpt", "split", "accelerator", "precision", "progress", "data.batch_size", "data.num_workers")
+TEST_ALLOWED_PREFIXES = ("dataset", "paths.", "hydra.")
+
+
+def config_dir() -> Path:
+    """configs/ inside an installed wheel (fermix/configs), else the checkout's top-level configs/."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "configs", here.parents[1] / "configs"):
+        if (candidate / "train.yaml").is_file():
+            return candidate
+    raise FermixError(f"cannot find fermix's configs/ next to {here}; reinstall fermix")
+
+
+def fail(message: str, code: int = 1) -> None:
+    print(f"fermix: error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def user_message(exc: BaseException) -> str:
+    """One sentence from an exception, also when a DataLoader worker wrapped it in a traceback."""
+    text = str(exc)
+    if "Original Traceback" in text:
+        last = [line for line in text.strip().splitlines() if line.strip()][-1]
+        text = last.split(": ", 1)[1] if ": " in last else last
+    return text.strip()
+
+
+def _guarded(task: Callable[[Any], Any], cfg: Any) -> Any:
+    debug = os.environ.get("FERMIX_DEBUG", "") not in ("", "0")
+    try:
+        return task(cfg)
+    except FermixError as exc:
+        if debug:
+            raise
+        fail(user_message(exc))
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:
+        if debug:
+            raise
+        fail(f"unexpected {exc.__class__.__name__}: {user_message(exc)} (set FERMIX_DEBUG=1 for the traceback)")
+
+
+def _load(target: str) -> Callable[[Any], Any]:
+    import importlib
+
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _override_key(arg: str) -> str:
+    return arg.split("=", 1)[0].lstrip("+~")
+
+
+def check_test_args(args: Sequence[str]) -> list[str]:
+    """Refuse what `fermix test` cannot honour, before Hydra creates any directory."""
+    args = list(args)
+    if {"-h", "--help", "--hydra-help"} & set(args):
+        return args
+    overrides = [a for a in args if "=" in a and not a.startswith("-")]
+    keys = [_override_key(a) for a in overrides]
+    if "ckpt" not in keys:
+        fail("fermix test needs ckpt=PATH, the .ckpt file that fermix train wrote (e.g. runs/.../checkpoints/best.ckpt)")
+    for arg, key in zip(overrides, keys, strict=True):
+        if key in TEST_ALLOWED or key.startswith(TEST_ALLOWED_PREFIXES):
+            continue
+        fail(
+            f"`{arg}` would change the model, but fermix test evaluates a checkpoint as it was trained; "
+            f"only dataset paths, dataset=, data.batch_size, data.num_workers, accelerator and precision may change"
+        )
+    ckpt = overrides[keys.index("ckpt")].split("=", 1)[1]
+    if not Path(ckpt).is_file():
+        fail(f"checkpoint {ckpt} does not exist")
+    # `dataset.root=X` with no `dataset=` choice adjusts the checkpoint's own dataset: the test
+    # config has no dataset node, so Hydra needs it as an addition.
+    if "dataset" not in keys:
+        args = [f"+{a}" if "=" in a and a.startswith("dataset.") else a for a in args]
+    return args
+
+
+def list_registry(args: Sequence[str]) -> int:
+    from fermix.registry import REGISTRIES
+
+    kinds = list(args) or list(REGISTRIES)
+    for kind in kinds:
+        if kind not in REGISTRIES:
+            fail(f"cannot list `{kind}`; choose from {', '.join(REGISTRIES)}", code=2)
+        registry = REGISTRIES[kind]
+        print(f"{kind}:")
+        width = max(len(n) for n in registry.names())
+        for name in registry.names():
+            print(f"  {name:<{width}}  {registry.describe(name)}")
+    return 0
+
+
+def run_job(command: str, overrides: Sequence[str]) -> int:
+    import hydra
+
+    from fermix.engine.rundir import register_resolvers
+
+    register_resolvers()
+    target = JOBS[command][0]
+
+    @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=command)
+    def entry(cfg: Any) -> Any:
+        return _guarded(_load(target), cfg)
+
+    argv = sys.argv
+    sys.argv = [f"fermix {command}", *overrides]
+    try:
+        entry()
+    finally:
+        sys.argv = argv
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return 0
+    if args[0] in ("-V", "--version"):
+        print(f"fermix {__version__}")
+        return 0
+    command, rest = args[0], args[1:]
+    try:
+        if command == "list":
+            return list_registry(rest)
+        if command not in JOBS:
+            fail(f"unknown command `{command}`; choose from {', '.join([*JOBS, 'list'])} (fermix --help)", code=2)
+        if command == "test":
+            rest = check_test_args(rest)
+        return run_job(command, rest)
+    except FermixError as exc:
+        fail(user_message(exc))
+    return 0

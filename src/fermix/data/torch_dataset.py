@@ -1,0 +1,59 @@
+"""The torch Dataset that turns an adapter's records into sample dicts (DESIGN §1 batch keys)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+_SEED_MIX = 0x9E3779B97F4A7C15  # golden-ratio constant: spreads (seed, epoch, index) over 64 bits
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    return (seed * _SEED_MIX + epoch * 1_000_003 + index) % (2**63 - 1)
+
+
+class RecordsDataset(Dataset):
+    """Loads records through the adapter and applies the transform.
+
+    Indexed by an int (evaluation) or an `(index, epoch)` pair from the training sampler; in the
+    latter case the transform's randomness is seeded from (seed, epoch, index), so augmentation
+    does not depend on worker count or on where a run was resumed.
+    """
+
+    def __init__(
+        self,
+        records: pd.DataFrame,
+        load: Callable[[dict[str, Any]], dict[str, Any]],
+        transform: Callable[[Any], torch.Tensor],
+        seed: int = 0,
+    ) -> None:
+        self.rows = records.to_dict("records")
+        self.load = load
+        self.transform = transform
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        if isinstance(key, tuple):
+            index, epoch = key
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(sample_seed(self.seed, epoch, index))
+                sample = self._get(index)
+        else:
+            index = int(key)
+            sample = self._get(index)
+        sample["index"] = index
+        return sample
+
+    def _get(self, index: int) -> dict[str, Any]:
+        sample = dict(self.load(self.rows[index]))
+        sample["image"] = self.transform(sample["image"])
+        if "expr" in sample:
+            sample["expr"] = torch.as_tensor(sample["expr"], dtype=torch.long)
+        return sample

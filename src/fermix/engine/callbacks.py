@@ -1,0 +1,101 @@
+"""Callbacks: checkpoints (last + best on validation), early stopping, progress display."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
+
+log = logging.getLogger("fermix")
+
+
+class PlainProgress(Callback):
+    """Plain log lines for non-interactive output (Slurm logs, CI): no carriage-return floods.
+
+    One line every `every_n_steps` training steps and one per epoch with its metrics.
+    """
+
+    def __init__(self, every_n_steps: int = 50) -> None:
+        self.every_n_steps = max(1, every_n_steps)
+        self._t0 = 0.0
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._t0 = time.monotonic()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        step = trainer.global_step
+        if step % self.every_n_steps == 0 and step > 0:
+            loss = trainer.callback_metrics.get("train/loss_step")
+            shown = f"{float(loss):.4f}" if loss is not None else "-"
+            log.info("epoch %d step %d loss %s", trainer.current_epoch, step, shown)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        shown = {
+            k: float(v)
+            for k, v in trainer.callback_metrics.items()
+            if (k.startswith("val/") and v.numel() == 1) or k == "train/loss_epoch"
+        }
+        parts = " ".join(f"{k}={v:.4f}" for k, v in sorted(shown.items()))
+        log.info(
+            "epoch %d/%d done in %.1fs: %s",
+            trainer.current_epoch + 1,
+            trainer.max_epochs,
+            time.monotonic() - self._t0,
+            parts,
+        )
+
+
+def progress_callbacks(mode: str) -> list[Callback]:
+    """`auto`: a rich bar on a terminal, plain lines otherwise; or force `rich`, `plain`, `none`."""
+    if mode == "auto":
+        mode = "rich" if sys.stderr.isatty() else "plain"
+    if mode == "rich":
+        from lightning.pytorch.callbacks import RichProgressBar
+
+        return [RichProgressBar()]
+    if mode == "plain":
+        return [PlainProgress()]
+    return []
+
+
+def build_callbacks(cfg: Mapping[str, Any], run_dir: Path, has_logger: bool) -> list[Callback]:
+    ckpt = cfg["checkpoint"]
+    monitor = ckpt.get("monitor")
+    callbacks: list[Callback] = [
+        ModelCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="best",
+            monitor=monitor,  # None: "best" is simply the latest epoch (recipes without validation)
+            mode=ckpt.get("mode", "max"),
+            save_top_k=1,
+            save_last=True,
+            enable_version_counter=False,  # overwrite best.ckpt in place, never best-v1.ckpt
+            auto_insert_metric_name=False,
+        )
+    ]
+    early = cfg.get("early_stopping") or {}
+    if early.get("patience") is not None:
+        if monitor is None:
+            from fermix.errors import FermixError
+
+            raise FermixError("early_stopping needs a validation metric: set checkpoint.monitor")
+        callbacks.append(
+            EarlyStopping(
+                monitor=monitor,
+                mode=ckpt.get("mode", "max"),
+                patience=int(early["patience"]),
+                min_delta=float(early.get("min_delta", 0.0)),
+            )
+        )
+    if has_logger:
+        callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+    callbacks += progress_callbacks(str(cfg.get("progress", "auto")))
+    return callbacks

@@ -1,0 +1,133 @@
+"""One datamodule for every image dataset: adapter records -> splits -> transforms -> loaders."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import lightning.pytorch as pl
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from fermix.data.fingerprint import fingerprint
+from fermix.data.info import DataInfo
+from fermix.data.samplers import EpochShuffleSampler
+from fermix.data.splits import assign_splits
+from fermix.data.torch_dataset import RecordsDataset
+from fermix.data.transforms import build_transform
+from fermix.errors import FermixError
+from fermix.registry import DATASETS
+
+SPLITS = ("train", "val", "test")
+
+
+class FermixDataModule(pl.LightningDataModule):
+    """Builds the splits once (`build()`), before the method exists, because the method is
+    sized from the dataset's label space. Splits carved from train use `data.split_seed`,
+    which is deliberately separate from the training seed: runs over several seeds then share
+    one validation split and their mean ± std compares like with like.
+    """
+
+    def __init__(self, dataset_cfg: Mapping[str, Any], data_cfg: Mapping[str, Any], seed: int = 0) -> None:
+        super().__init__()
+        self.dataset_cfg = dataset_cfg
+        self.data_cfg = data_cfg
+        self.seed = seed
+        self.train_sampler_factory: Callable[[Dataset], Sampler | None] | None = None
+        self._info: DataInfo | None = None
+        self.records: pd.DataFrame | None = None
+        self._datasets: dict[str, RecordsDataset] = {}
+
+    # --- set-up ---------------------------------------------------------------------------
+    def build(self) -> DataInfo:
+        if self._info is not None:
+            return self._info
+        adapter = DATASETS.get(self.dataset_cfg["name"])(self.dataset_cfg)
+        records = adapter.records()
+        if "split" not in records:
+            records = records.assign(split=None)
+        split_by = self.data_cfg.get("split_by") or None
+        records = assign_splits(
+            records,
+            val_fraction=float(self.data_cfg.get("val_fraction", 0.1)),
+            test_fraction=float(self.data_cfg.get("test_fraction", 0.0)),
+            seed=int(self.data_cfg.get("split_seed", 0)),
+            group_by="subject" if split_by == "subject" else None,
+        )
+        self.adapter = adapter
+        self.records = records
+        self._info = DataInfo(
+            label_space=adapter.label_space,
+            keys=frozenset(adapter.keys),
+            image_size=int(self.data_cfg["image_size"]),
+            num_domains=int(getattr(adapter, "num_domains", 1)),
+        )
+        return self._info
+
+    @property
+    def info(self) -> DataInfo:
+        return self.build()
+
+    def check_requires(self, requires: frozenset[str], method_name: str) -> None:
+        """Fail at set-up, in one sentence, when the dataset cannot feed the method."""
+        missing = sorted(set(requires) - set(self.info.keys))
+        if missing:
+            name = self.dataset_cfg["name"]
+            raise FermixError(
+                f"method {method_name} needs {', '.join(f'`{k}`' for k in missing)}, "
+                f"which dataset {name} does not supply"
+            )
+
+    def split_records(self, split: str) -> pd.DataFrame:
+        self.build()
+        assert self.records is not None
+        return self.records[self.records["split"] == split]
+
+    def has_split(self, split: str) -> bool:
+        return len(self.split_records(split)) > 0
+
+    def fingerprints(self) -> dict[str, str]:
+        return {s: fingerprint(self.split_records(s)) for s in SPLITS if self.has_split(s)}
+
+    def split_sizes(self) -> dict[str, int]:
+        return {s: len(self.split_records(s)) for s in SPLITS}
+
+    def dataset(self, split: str) -> RecordsDataset:
+        if split not in self._datasets:
+            records = self.split_records(split)
+            if len(records) == 0:
+                raise FermixError(f"dataset {self.dataset_cfg['name']} has no `{split}` split")
+            transform = build_transform(self.data_cfg, train=split == "train")
+            self._datasets[split] = RecordsDataset(records, self.adapter.load, transform, seed=self.seed)
+        return self._datasets[split]
+
+    # --- loaders --------------------------------------------------------------------------
+    def loader(self, split: str, train: bool = False) -> DataLoader:
+        dataset = self.dataset(split)
+        workers = int(self.data_cfg.get("num_workers", 0))
+        sampler = None
+        if train:
+            if self.train_sampler_factory is not None:
+                sampler = self.train_sampler_factory(dataset)
+            if sampler is None:
+                sampler = EpochShuffleSampler(len(dataset), seed=self.seed)
+        return DataLoader(
+            dataset,
+            batch_size=int(self.data_cfg["batch_size"]),
+            sampler=sampler,
+            shuffle=False,
+            drop_last=bool(self.data_cfg.get("drop_last", False)) if train else False,
+            num_workers=workers,
+            persistent_workers=workers > 0 and train,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader("test")

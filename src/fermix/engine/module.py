@@ -1,0 +1,157 @@
+"""The LightningModule that runs any method plugin: it owns optimisation, logging and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from fermix.engine.checkpoint import FORMAT, FORMAT_VERSION, rng_states, set_rng_states
+from fermix.engine.optim import build_optimizer, build_scheduler
+from fermix.methods.base import Method
+from fermix.metrics import ExpressionMetrics, scalar_metrics
+
+
+class _ManualOptimization:
+    """The handle a manually optimised method gets: AMP-, DDP- and clipping-aware steps."""
+
+    def __init__(self, module: FermixModule) -> None:
+        self.module = module
+
+    def _optimizers(self) -> list[Any]:
+        opts = self.module.optimizers()
+        return opts if isinstance(opts, list) else [opts]
+
+    def optimizer(self, index: int) -> Optimizer:
+        return self._optimizers()[index]
+
+    def backward(self, loss: Tensor, **kwargs: Any) -> None:
+        self.module.manual_backward(loss, **kwargs)
+
+    def zero_grad(self, index: int) -> None:
+        self.optimizer(index).zero_grad()
+
+    def step(self, index: int) -> None:
+        opt = self.optimizer(index)
+        clip = self.module.clip
+        if clip.get("gradient_clip_val"):
+            self.module.clip_gradients(
+                opt,
+                gradient_clip_val=clip["gradient_clip_val"],
+                gradient_clip_algorithm=clip.get("gradient_clip_algorithm", "norm"),
+            )
+        opt.step()
+
+
+class FermixModule(pl.LightningModule):
+    """Delegates the science to `method` and keeps the bookkeeping here.
+
+    `meta` is the checkpoint's `fermix` section without the per-save parts (metrics, RNG), all
+    plain data: the resolved config, label space, preprocessing, fingerprints, provenance.
+    """
+
+    def __init__(
+        self,
+        method: Method,
+        optim_cfg: Mapping[str, Any],
+        sched_cfg: Mapping[str, Any],
+        meta: dict[str, Any],
+        clip: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.method = method
+        self.optim_cfg = optim_cfg
+        self.sched_cfg = sched_cfg
+        self.meta = meta
+        self.clip = dict(clip or {})
+        self.automatic_optimization = method.automatic_optimization
+        num_classes = method.data_info.num_classes
+        self.val_metrics = ExpressionMetrics(num_classes)
+        self.test_metrics = ExpressionMetrics(num_classes)
+        self.last_val_metrics: dict[str, float] = {}
+        self._pending_rng: dict[str, Any] | None = None
+        self._manual = _ManualOptimization(self)
+
+    # --- optimisation ---------------------------------------------------------------------
+    def _factory(self, param_groups: Iterable[Mapping[str, Any]]) -> tuple[Optimizer, Any]:
+        opt = build_optimizer(self.optim_cfg, param_groups)
+        return opt, build_scheduler(self.sched_cfg, opt, self.trainer.max_epochs or 1)
+
+    def configure_optimizers(self) -> Any:
+        pairs = self.method.configure_optimizers(self._factory)
+        if pairs is None:
+            pairs = [self._factory(self.method.param_groups())]
+        optimizers = [opt for opt, _ in pairs]
+        schedulers = [s for _, s in pairs if s is not None]
+        return optimizers, schedulers
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
+        if self.automatic_optimization:
+            terms = self.method.training_step(batch)
+            total = sum((v for v in terms.values() if v.requires_grad), start=torch.zeros((), device=self.device))
+        else:
+            terms = self.method.manual_step(batch, self._manual)
+            total = sum((v.detach() for v in terms.values()), start=torch.zeros((), device=self.device))
+        size = len(batch["index"])
+        for name, value in terms.items():
+            self.log(f"train/{name}", value.detach(), on_step=True, on_epoch=True, batch_size=size)
+        self.log("train/loss", total.detach(), prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
+        return total if self.automatic_optimization else None
+
+    def on_train_epoch_start(self) -> None:
+        if self._pending_rng is not None:  # resumed: continue the random streams where they stopped
+            set_rng_states(self._pending_rng)
+            self._pending_rng = None
+        self.method.on_train_epoch_start(self.current_epoch, self.trainer.max_epochs or 0)
+
+    def on_train_epoch_end(self) -> None:
+        if not self.automatic_optimization:  # Lightning leaves scheduler stepping to manual methods
+            for config in self.trainer.lr_scheduler_configs:
+                if config.interval == "epoch" and config.monitor is None:
+                    config.scheduler.step()
+
+    # --- evaluation -----------------------------------------------------------------------
+    def _eval_step(self, batch: dict[str, Any], metrics: ExpressionMetrics) -> None:
+        out = self.method.predict(batch)
+        metrics.update(out["expr_logits"].float(), batch["expr"])
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, self.val_metrics)
+
+    def on_validation_epoch_end(self) -> None:
+        values = scalar_metrics(self.val_metrics.compute())
+        self.val_metrics.reset()
+        if self.trainer.sanity_checking:
+            return
+        self.last_val_metrics = values
+        for name, value in values.items():
+            self.log(f"val/{name}", value, prog_bar=name == "acc")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, self.test_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        for name, value in scalar_metrics(self.test_metrics.compute()).items():
+            self.log(f"test/{name}", value)
+        self.test_metrics.reset()
+
+    # --- checkpoint -----------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["fermix"] = {
+            **self.meta,
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "epoch": int(self.current_epoch),
+            "global_step": int(self.global_step),
+            "metrics": {"val": dict(self.last_val_metrics)},
+            "rng": rng_states(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        meta = checkpoint.get("fermix", {})
+        self.last_val_metrics = dict(meta.get("metrics", {}).get("val", {}))
+        self._pending_rng = meta.get("rng")

@@ -1,0 +1,78 @@
+"""Optimizers and schedulers from configs/optim/*.yaml and configs/sched/*.yaml.
+
+Methods give parameter groups; a group may carry `lr` (absolute), `lr_scale` (times the
+configured lr) and `name` (shown in the LR log). IERN and DMUE use two learning rates this way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+
+from fermix.errors import FermixError
+
+
+def _groups(param_groups: Iterable[Mapping[str, Any]], base_lr: float) -> list[dict[str, Any]]:
+    groups = []
+    for group in param_groups:
+        g = dict(group)
+        scale = float(g.pop("lr_scale", 1.0))
+        g.setdefault("lr", base_lr * scale)
+        g["params"] = list(g["params"])
+        if g["params"]:
+            groups.append(g)
+    if not groups:
+        raise FermixError("the method has no trainable parameters")
+    return groups
+
+
+def build_optimizer(cfg: Mapping[str, Any], param_groups: Iterable[Mapping[str, Any]]) -> Optimizer:
+    name = cfg["name"]
+    lr = float(cfg["lr"])
+    groups = _groups(param_groups, lr)
+    wd = float(cfg.get("weight_decay", 0.0))
+    if name == "adam":
+        return torch.optim.Adam(groups, lr=lr, betas=tuple(cfg.get("betas", (0.9, 0.999))), weight_decay=wd)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, betas=tuple(cfg.get("betas", (0.9, 0.999))), weight_decay=wd)
+    if name == "sgd":
+        return torch.optim.SGD(
+            groups,
+            lr=lr,
+            momentum=float(cfg.get("momentum", 0.9)),
+            nesterov=bool(cfg.get("nesterov", False)),
+            weight_decay=wd,
+        )
+    raise FermixError(f"unknown optimizer `{name}`; known: adam, adamw, sgd")
+
+
+def build_scheduler(cfg: Mapping[str, Any], optimizer: Optimizer, max_epochs: int) -> dict[str, Any] | None:
+    """A Lightning scheduler config (`{"scheduler", "interval", ...}`), or None for a constant LR."""
+    name = cfg.get("name", "none")
+    sched: LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau
+    if name == "none":
+        return None
+    if name == "step":
+        sched = torch.optim.lr_scheduler.StepLR(optimizer, int(cfg["step_size"]), float(cfg.get("gamma", 0.1)))
+    elif name == "multistep":
+        sched = torch.optim.lr_scheduler.MultiStepLR(
+            optimizer, [int(m) for m in cfg["milestones"]], float(cfg.get("gamma", 0.1))
+        )
+    elif name == "cosine":
+        t_max = int(cfg.get("t_max") or max_epochs)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, t_max, float(cfg.get("eta_min", 0.0)))
+    elif name == "plateau":
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer,
+            mode=str(cfg.get("mode", "max")),
+            factor=float(cfg.get("factor", 0.1)),
+            patience=int(cfg.get("patience", 10)),
+        )
+        return {"scheduler": sched, "interval": "epoch", "monitor": str(cfg.get("monitor", "val/acc"))}
+    else:
+        raise FermixError(f"unknown scheduler `{name}`; known: none, step, multistep, cosine, plateau")
+    return {"scheduler": sched, "interval": str(cfg.get("interval", "epoch"))}

@@ -1,0 +1,67 @@
+"""Where a run writes: `runs/<method>_<dataset>/<run id>/`, shared by every rank of a job.
+
+Registered as OmegaConf resolvers used by `hydra.run.dir` in configs/train.yaml and test.yaml,
+so Hydra creates exactly the directory fermix writes into.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+
+def shared_run_id() -> str:
+    """An id all ranks of one launch agree on: torchrun's or Slurm's job id, else a timestamp."""
+    elastic = os.environ.get("TORCHELASTIC_RUN_ID", "")
+    if elastic and elastic != "none":
+        return elastic
+    slurm = os.environ.get("SLURM_JOB_ID")
+    if slurm:
+        task = os.environ.get("SLURM_ARRAY_TASK_ID")
+        return f"slurm-{slurm}" + (f"_{task}" if task else "")
+    return time.strftime("%Y-%m-%d_%H-%M-%S")
+
+
+def is_unfinished(run: Path) -> bool:
+    return (run / "checkpoints" / "last.ckpt").is_file() and not (run / "summary.json").is_file()
+
+
+@functools.cache  # one answer per process, however often Hydra resolves it
+def train_run_dir(runs_dir: str, group: str, resume: str | None = None) -> str:
+    """A new run directory, or with `resume=auto` the newest unfinished one of the same group."""
+    base = Path(runs_dir) / group
+    if resume == "auto" and base.is_dir():
+        candidates = sorted((p for p in base.iterdir() if p.is_dir() and is_unfinished(p)), key=lambda p: p.name)
+        if candidates:
+            return str(candidates[-1])
+    run_id = shared_run_id()
+    run = base / run_id
+    n = 1
+    while run.exists() and not os.environ.get("TORCHELASTIC_RUN_ID") and not os.environ.get("SLURM_JOB_ID"):
+        run = base / f"{run_id}_{n}"
+        n += 1
+    return str(run)
+
+
+@functools.cache
+def eval_run_dir(ckpt: str, split: str) -> str:
+    """Evaluation output next to the checkpoint's run: `<run>/eval/<split>_<timestamp>`."""
+    path = Path(ckpt)
+    run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    out = run / "eval" / f"{split}_{stamp}"
+    n = 1
+    while out.exists():
+        out = run / "eval" / f"{split}_{stamp}_{n}"
+        n += 1
+    return str(out)
+
+
+def register_resolvers() -> None:
+    for name, fn in (("fermix_run_dir", train_run_dir), ("fermix_eval_dir", eval_run_dir)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)

@@ -1,0 +1,116 @@
+"""`fermix test ckpt=...`: rebuild everything from the checkpoint alone and evaluate one split.
+
+Only what cannot change the model may be overridden: the dataset's paths, the evaluation dataset
+itself (cross-dataset evaluation, with labels mapped by class name), batch size, loader workers,
+device and precision. The CLI refuses anything else before we get here.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from fermix.data.info import DataInfo
+from fermix.data.labels import LabelSpace, canonical_name
+from fermix.engine.artifacts import print_metrics_table
+from fermix.engine.build import build_method, plain
+from fermix.engine.checkpoint import load_checkpoint
+from fermix.engine.datamodule import FermixDataModule
+from fermix.engine.evaluate import evaluate_split, resolve_device
+from fermix.errors import FermixError
+from fermix.utils.io import atomic_write_json
+
+log = logging.getLogger("fermix")
+
+STATE_PREFIX = "method."
+
+
+def label_map(model: LabelSpace, data: LabelSpace) -> torch.Tensor | None:
+    """Index map from the evaluation data's classes to the model's, by canonical class name."""
+    if model.classes == data.classes:
+        return None
+    known = {canonical_name(c): i for i, c in enumerate(model.classes)}
+    unknown = [c for c in data.classes if canonical_name(c) not in known]
+    if unknown:
+        raise FermixError(
+            f"the evaluation dataset has classes the model was not trained on ({', '.join(unknown)}); "
+            f"the model knows {', '.join(model.classes)}"
+        )
+    return torch.tensor([known[canonical_name(c)] for c in data.classes])
+
+
+def _eval_dataset_cfg(trained: DictConfig, override: Any) -> tuple[DictConfig, bool]:
+    """The dataset config to evaluate on, and whether it is the training dataset."""
+    if override is None:
+        return trained, True
+    if "name" in override and override["name"] != trained.get("name"):
+        return override, False
+    merged = OmegaConf.merge(trained, override)
+    return merged, True
+
+
+def run_test(cfg: DictConfig) -> dict[str, Any]:
+    ckpt_path = Path(cfg.ckpt)
+    ckpt = load_checkpoint(ckpt_path)
+    meta = ckpt["fermix"]
+    trained = OmegaConf.create(meta["config"])
+    dataset_cfg, same_dataset = _eval_dataset_cfg(trained.dataset, cfg.get("dataset"))
+    data_cfg = trained.data
+    for key in ("batch_size", "num_workers"):
+        if cfg.data.get(key) is not None:
+            data_cfg[key] = cfg.data[key]
+
+    info = DataInfo.from_dict(meta["data_info"])
+    method = build_method(trained.method, trained.backbone, info)
+    state = {k.removeprefix(STATE_PREFIX): v for k, v in ckpt["state_dict"].items() if k.startswith(STATE_PREFIX)}
+    try:
+        method.load_state_dict(state)
+    except RuntimeError as exc:
+        raise FermixError(f"the weights in {ckpt_path} do not fit the {method.name} model they claim to be") from exc
+
+    dm = FermixDataModule(dataset_cfg, data_cfg, seed=int(trained.seed))
+    data_info = dm.build()
+    dm.check_requires(method.requires, method.name)
+    split = str(cfg.split)
+    if not dm.has_split(split):
+        raise FermixError(f"dataset {dataset_cfg.name} has no `{split}` split to evaluate")
+    if same_dataset:
+        expected = meta.get("data_fingerprints", {}).get(split)
+        found = dm.fingerprints().get(split)
+        if expected and found != expected:
+            log.warning(
+                "the %s split differs from the one this checkpoint was trained with (fingerprint %s, now %s)",
+                split, expected, found,
+            )
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    device = resolve_device(cfg.get("accelerator"))
+    precision = cfg.get("precision") or trained.trainer.get("precision")
+    result = evaluate_split(
+        method,
+        dm.loader(split),
+        split,
+        run_dir,
+        device=device,
+        precision=str(precision),
+        target_map=label_map(info.label_space, data_info.label_space),
+    )
+    print_metrics_table(result["metrics"], title=f"{method.name} · {dataset_cfg.name} {split} · {ckpt_path.name}")
+    summary = {
+        "checkpoint": str(ckpt_path),
+        "method": method.name,
+        "trained_on": meta["dataset"],
+        "dataset": dataset_cfg.name,
+        "split": split,
+        "num_samples": result["num_samples"],
+        "metrics": {split: result["metrics"]},
+        "per_class_acc": {split: result["per_class_acc"]},
+        "checkpoint_val_metrics": meta.get("metrics", {}).get("val", {}),
+        "eval_config": plain(cfg),
+    }
+    atomic_write_json(run_dir / "summary.json", summary)
+    return summary

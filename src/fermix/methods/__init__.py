@@ -1,0 +1,1 @@
+"""Method plugins. The contract is in base.py; the registry of names is fermix.registry.METHODS."""

@@ -1,0 +1,116 @@
+"""The method contract (DESIGN §3).
+
+A method is an `nn.Module` that owns its networks, losses and prediction logic — and nothing
+else. The engine (fermix.engine) owns devices, DDP, AMP, logging, checkpoint files and progress;
+a method never calls `.cuda()`, never writes files and never logs. What the engine asks:
+
+- `requires`: batch keys the method reads; the datamodule checks the dataset supplies them.
+- `tasks`: what it predicts (`expr`, `au`, `va`, `multimodal`).
+- `__init__(config, data_info, backbone)`: build the networks, sized from `data_info` (the
+  dataset's label space), never from a hard-coded class count. This is the spec's `build`.
+- `training_step(batch) -> {name: loss}` for automatic optimisation: named loss terms, already
+  weighted. The engine sums the terms that carry gradient, logs each as `train/<name>` and
+  back-propagates. Terms without gradient (diagnostics) are logged, not summed.
+- or, with `automatic_optimization = False`, `manual_step(batch, opt)` where `opt` is the
+  engine's `ManualOptimization` handle (backward / step / zero_grad that respect AMP, DDP and
+  clipping). IERN steps three optimizers per batch this way.
+- `param_groups()`: several learning rates (each group may carry `lr_scale` or `lr`, and a
+  `name` for the LR log), or `configure_optimizers(factory)` for several optimizers.
+- `predict(batch) -> dict` with the standard keys (`expr_logits`, `au_logits`, `va`, and
+  optionally `attention`, `uncertainty`, `features`). Every metric is computed from this dict.
+- optional: `train_sampler(dataset)`, `on_train_epoch_start(epoch, max_epochs)` (ramps),
+  `export()` (the inference-only module).
+
+State that inference needs lives in parameters or registered buffers, so it travels in the
+checkpoint's state dict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from torch import Tensor, nn
+
+from fermix.errors import FermixError
+
+if TYPE_CHECKING:
+    from torch.optim import Optimizer
+    from torch.utils.data import Dataset, Sampler
+
+    from fermix.data.info import DataInfo
+
+Batch = dict[str, Any]
+
+
+@dataclass
+class MethodConfig:
+    """Base of every method's config dataclass; the fields mirror configs/method/<name>.yaml."""
+
+
+class ManualOptimization(Protocol):
+    """What a manually optimised method may do with its optimizers (provided by the engine)."""
+
+    def optimizer(self, index: int) -> Optimizer: ...
+    def backward(self, loss: Tensor, **kwargs: Any) -> None: ...
+    def step(self, index: int) -> None: ...
+    def zero_grad(self, index: int) -> None: ...
+
+
+# A factory the engine hands to `configure_optimizers`: builds one optimizer of the configured
+# kind (optim/*.yaml) over the given parameter groups, and its scheduler (sched/*.yaml).
+OptimizerFactory = Callable[[Iterable[dict[str, Any]]], "tuple[Optimizer, Any]"]
+
+
+class Method(nn.Module):
+    name: ClassVar[str] = ""
+    Config: ClassVar[type[MethodConfig]] = MethodConfig
+    requires: ClassVar[frozenset[str]] = frozenset({"image", "expr"})
+    tasks: ClassVar[tuple[str, ...]] = ("expr",)
+    automatic_optimization: ClassVar[bool] = True
+
+    def __init__(self, config: MethodConfig, data_info: DataInfo, backbone: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.config = config
+        self.data_info = data_info
+
+    @classmethod
+    def make_config(cls, values: Mapping[str, Any]) -> MethodConfig:
+        """The typed config from the YAML mapping (`name` dropped); unknown keys are an error."""
+        values = {k: v for k, v in dict(values).items() if k != "name"}
+        known = {f.name for f in fields(cls.Config)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise FermixError(
+                f"method {cls.name} has no option {unknown[0]!r}; its options: {', '.join(sorted(known))}"
+            )
+        return cls.Config(**values)
+
+    # --- training -------------------------------------------------------------------------
+    def training_step(self, batch: Batch) -> dict[str, Tensor]:
+        raise TypeError(f"method {self.name} implements neither training_step nor manual_step")
+
+    def manual_step(self, batch: Batch, opt: ManualOptimization) -> dict[str, Tensor]:
+        raise TypeError(f"method {self.name} sets automatic_optimization=False without manual_step")
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "name": "all"}]
+
+    def configure_optimizers(self, factory: OptimizerFactory) -> list[tuple[Optimizer, Any]] | None:
+        """Return [(optimizer, scheduler or None), ...] to use several optimizers; None = one from param_groups."""
+        return None
+
+    def train_sampler(self, dataset: Dataset) -> Sampler | None:
+        return None
+
+    def on_train_epoch_start(self, epoch: int, max_epochs: int) -> None:
+        """Hook for schedules the method owns (ramps); default: nothing to do."""
+
+    # --- inference ------------------------------------------------------------------------
+    def predict(self, batch: Batch) -> dict[str, Tensor]:
+        raise TypeError(f"method {self.name} does not implement predict")
+
+    def export(self) -> nn.Module:
+        """The inference-only module; by default the whole method (it has no training-only parts)."""
+        return self

@@ -1,0 +1,1 @@
+"""Networks shared by methods: backbones (feature extractors) and heads."""

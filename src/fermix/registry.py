@@ -1,0 +1,81 @@
+"""Name -> class registries for methods, datasets and backbones.
+
+Entries are written here, explicitly, as "module:attribute" paths with a one-line description.
+Nothing registers itself by import side effect (the most common "X is not in the registry"
+failure in comparable projects), and listing names does not import torch, so
+`fermix list methods` answers at once. A plugin is imported the first time it is asked for.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from fermix.errors import FermixError
+
+
+@dataclass(frozen=True)
+class Entry:
+    target: str  # "package.module:Attribute"
+    description: str
+
+
+class Registry:
+    def __init__(self, kind: str, entries: dict[str, Entry]) -> None:
+        self.kind = kind
+        self._entries = dict(entries)
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def describe(self, name: str) -> str:
+        return self._entry(name).description
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def _entry(self, name: str) -> Entry:
+        if name not in self._entries:
+            close = difflib.get_close_matches(str(name), self._entries, n=1)
+            hint = f" Did you mean `{close[0]}`?" if close else ""
+            raise FermixError(
+                f"unknown {self.kind} `{name}`; known: {', '.join(self.names())}.{hint}"
+            )
+        return self._entries[name]
+
+    def get(self, name: str) -> Any:
+        """Import and return the registered object."""
+        module_name, _, attr = self._entry(name).target.partition(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+
+METHODS = Registry(
+    "method",
+    {
+        "erm": Entry("fermix.methods.erm:ERM", "backbone + linear head, cross-entropy (the plain baseline)"),
+    },
+)
+
+DATASETS = Registry(
+    "dataset",
+    {
+        "imagefolder": Entry(
+            "fermix.data.datasets.imagefolder:ImageFolderDataset",
+            "one sub-folder per class, or a CSV manifest (path,label[,split,subject]); bring your own data",
+        ),
+    },
+)
+
+BACKBONES = Registry(
+    "backbone",
+    {
+        "small_cnn": Entry("fermix.models.backbones:SmallCNN", "4-stage CNN for fast CPU runs (64 px faces)"),
+        "resnet18": Entry("fermix.models.backbones:resnet18", "torchvision ResNet-18 trunk"),
+        "resnet34": Entry("fermix.models.backbones:resnet34", "torchvision ResNet-34 trunk"),
+        "resnet50": Entry("fermix.models.backbones:resnet50", "torchvision ResNet-50 trunk"),
+    },
+)
+
+REGISTRIES = {"methods": METHODS, "datasets": DATASETS, "backbones": BACKBONES}
