@@ -105,7 +105,7 @@ def check_test_args(args: Sequence[str]) -> list[str]:
     overrides = [a for a in args if "=" in a and not a.startswith("-")]
     keys = [_override_key(a) for a in overrides]
     if "ckpt" not in keys:
-        fail("fermix test needs ckpt=PATH, the .ckpt file that fermix train wrote (e.g. runs/.../checkpoints/best.ckpt)")
+        fail("fermix test needs ckpt=PATH, a .ckpt that fermix train wrote (e.g. runs/.../checkpoints/best.ckpt)")
     for arg, key in zip(overrides, keys, strict=True):
         if key in TEST_ALLOWED or key.startswith(TEST_ALLOWED_PREFIXES):
             continue

@@ -27,6 +27,12 @@ class Registry:
         self.kind = kind
         self._entries = dict(entries)
 
+    def register(self, name: str, target: str, description: str = "") -> None:
+        """Add an entry from outside fermix (a user's own plugin package, or a test)."""
+        if name in self._entries and self._entries[name].target != target:
+            raise FermixError(f"{self.kind} `{name}` is already registered as {self._entries[name].target}")
+        self._entries[name] = Entry(target, description)
+
     def names(self) -> list[str]:
         return sorted(self._entries)
 

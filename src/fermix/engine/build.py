@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fermix.data.info import DataInfo
 from fermix.methods.base import Method
@@ -15,7 +15,10 @@ from fermix.registry import METHODS
 def plain(cfg: Any) -> Any:
     """A resolved plain-python copy of a config node (what checkpoints and methods receive)."""
     if isinstance(cfg, DictConfig):
-        return OmegaConf.to_container(cfg, resolve=True)
+        node = cfg.copy()
+        with open_dict(node):
+            node.pop("hydra", None)  # present when composed in-process with return_hydra_config
+        return OmegaConf.to_container(node, resolve=True)
     return cfg
 
 

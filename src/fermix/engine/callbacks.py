@@ -66,6 +66,21 @@ def progress_callbacks(mode: str) -> list[Callback]:
     return []
 
 
+class LastCheckpoint(ModelCheckpoint):
+    """`last.ckpt` after every epoch, whatever the monitored metric did.
+
+    Lightning ≥ 2.6 writes `save_last` only when a top-k checkpoint was saved in the same step,
+    so "last" is a second callback with its own state key.
+    """
+
+    def __init__(self, dirpath: Path) -> None:
+        super().__init__(dirpath=dirpath, filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
+
+    @property
+    def state_key(self) -> str:
+        return "LastCheckpoint"
+
+
 def build_callbacks(cfg: Mapping[str, Any], run_dir: Path, has_logger: bool) -> list[Callback]:
     ckpt = cfg["checkpoint"]
     monitor = ckpt.get("monitor")
@@ -76,10 +91,10 @@ def build_callbacks(cfg: Mapping[str, Any], run_dir: Path, has_logger: bool) -> 
             monitor=monitor,  # None: "best" is simply the latest epoch (recipes without validation)
             mode=ckpt.get("mode", "max"),
             save_top_k=1,
-            save_last=True,
             enable_version_counter=False,  # overwrite best.ckpt in place, never best-v1.ckpt
             auto_insert_metric_name=False,
-        )
+        ),
+        LastCheckpoint(run_dir / "checkpoints"),  # after "best", so it records the best path too
     ]
     early = cfg.get("early_stopping") or {}
     if early.get("patience") is not None:

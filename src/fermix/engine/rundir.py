@@ -62,6 +62,9 @@ def eval_run_dir(ckpt: str, split: str) -> str:
 
 
 def register_resolvers() -> None:
+    """Register the resolvers; each job invocation starts with fresh answers."""
+    train_run_dir.cache_clear()
+    eval_run_dir.cache_clear()
     for name, fn in (("fermix_run_dir", train_run_dir), ("fermix_eval_dir", eval_run_dir)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

@@ -1,0 +1,49 @@
+"""Run a fermix job in-process with Hydra's compose API (fast, and lets tests register toy methods)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
+
+from fermix.cli import config_dir
+from fermix.engine.rundir import register_resolvers
+
+
+def compose_job(command: str, overrides: Sequence[str], run_dir: Path):
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(config_name=command, overrides=list(overrides), return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(run_dir)
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def run_train_in_process(overrides: Sequence[str], run_dir: Path) -> dict[str, Any]:
+    from fermix.engine.train import run_train
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_train(compose_job("train", overrides, run_dir))
+
+
+def quick_overrides(root: Path, *extra: str) -> list[str]:
+    """A tiny, fast CPU run on an image folder."""
+    return [
+        f"dataset.root={root}",
+        "backbone.width=8",
+        "data.image_size=32",
+        "data.resize=32",
+        "data.batch_size=8",
+        "data.num_workers=0",
+        "trainer.accelerator=cpu",
+        "trainer.num_sanity_val_steps=0",
+        "logger=csv",
+        "progress=none",
+        *extra,
+    ]

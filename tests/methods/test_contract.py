@@ -1,0 +1,62 @@
+"""Properties every registered method must have (parametrized over the registry, as timm does)."""
+
+import pytest
+import torch
+
+from fermix.data.info import DataInfo
+from fermix.data.labels import LabelSpace
+from fermix.errors import FermixError
+from fermix.methods.base import Method
+from fermix.registry import METHODS
+
+FIVE = LabelSpace("toy5", ("a", "b", "c", "d", "e"))
+
+
+def _info() -> DataInfo:
+    return DataInfo(label_space=FIVE, keys=frozenset({"image", "expr", "sample_id", "subject"}), image_size=32)
+
+
+def _batch(n: int = 4) -> dict:
+    return {
+        "image": torch.randn(n, 3, 32, 32),
+        "expr": torch.tensor([0, 4, -1, 2][:n]),
+        "sample_id": [f"s{i}" for i in range(n)],
+        "index": torch.arange(n),
+    }
+
+
+def _build(name: str) -> Method:
+    cls = METHODS.get(name)
+    return cls(cls.make_config({"name": name}), _info(), {"name": "small_cnn", "width": 8})
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_method_is_sized_from_the_label_space(name):
+    method = _build(name).eval()
+    out = method.predict(_batch())
+    assert out["expr_logits"].shape == (4, FIVE.num_classes)
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_training_step_returns_named_differentiable_terms(name):
+    method = _build(name).train()
+    if not method.automatic_optimization:
+        pytest.skip("manual optimisation is exercised through the engine")
+    terms = method.training_step(_batch())
+    assert terms and all(v.ndim == 0 and torch.isfinite(v) for v in terms.values())
+    sum(v for v in terms.values() if v.requires_grad).backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in method.parameters())
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_method_declares_its_contract(name):
+    cls = METHODS.get(name)
+    assert cls.name == name
+    assert {"image"} <= set(cls.requires) or {"text", "audio", "vision"} & set(cls.requires)
+    assert set(cls.tasks) <= {"expr", "au", "va", "multimodal"}
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_unknown_method_option_is_a_clear_error(name):
+    with pytest.raises(FermixError, match="no option 'nonsense'"):
+        METHODS.get(name).make_config({"name": name, "nonsense": 1})

@@ -1,0 +1,63 @@
+import subprocess
+import sys
+import time
+
+from tests.conftest import assert_one_sentence_error, run_fermix
+
+
+def test_help_answers_without_importing_torch():
+    code = (
+        "import sys; from fermix.cli import main; main(['--help']); "
+        "assert 'torch' not in sys.modules and 'lightning' not in sys.modules"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "usage: fermix" in out.stdout and "train" in out.stdout and "test" in out.stdout
+
+
+def test_list_prints_every_registry_without_torch(tmp_path):
+    code = (
+        "import sys; from fermix.cli import main; main(['list']); "
+        "assert 'torch' not in sys.modules"
+    )
+    start = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert time.monotonic() - start < 30  # generous: the point is "no torch import", checked above
+    for expected in ("methods:", "erm", "datasets:", "imagefolder", "backbones:", "resnet18", "small_cnn"):
+        assert expected in out.stdout
+
+
+def test_list_one_kind(tmp_path):
+    out = run_fermix(["list", "methods"], tmp_path)
+    assert out.returncode == 0
+    assert "erm" in out.stdout and "backbones:" not in out.stdout
+
+
+def test_list_unknown_kind_is_one_sentence(tmp_path):
+    assert_one_sentence_error(run_fermix(["list", "models"], tmp_path), "models")
+
+
+def test_unknown_command_is_one_sentence(tmp_path):
+    assert_one_sentence_error(run_fermix(["fit"], tmp_path), "unknown command `fit`")
+
+
+def test_test_without_ckpt_is_one_sentence(tmp_path):
+    assert_one_sentence_error(run_fermix(["test"], tmp_path), "ckpt=PATH")
+
+
+def test_test_with_missing_ckpt_is_one_sentence(tmp_path):
+    assert_one_sentence_error(run_fermix(["test", "ckpt=nope.ckpt"], tmp_path), "nope.ckpt", "does not exist")
+
+
+def test_test_refuses_overrides_that_change_the_model(tmp_path):
+    ckpt = tmp_path / "x.ckpt"
+    ckpt.write_bytes(b"")
+    for override in ("method=erm", "backbone=resnet18", "backbone.width=8", "data.image_size=32", "seed=3"):
+        result = run_fermix(["test", f"ckpt={ckpt}", override], tmp_path)
+        assert_one_sentence_error(result, override, "would change the model")
+
+
+def test_python_dash_m_works(tmp_path):
+    out = run_fermix(["--version"], tmp_path)
+    assert out.returncode == 0 and out.stdout.startswith("fermix ")
