@@ -179,3 +179,17 @@ def test_checkpoint_that_is_not_fermix(tmp_path, fermix_main):
     other = tmp_path / "other.ckpt"
     torch.save({"state_dict": {"w": torch.zeros(1)}}, other)
     assert_one_sentence_error(fermix_main(["test", f"ckpt={other}"], tmp_path), "not a fermix checkpoint")
+
+
+def test_cross_dataset_evaluation_maps_labels_by_name(trained, tmp_path, fermix_main):
+    other = write_image_folder(tmp_path / "other", classes=("Surprise", "happiness"), per_class=3, size=32)
+    ckpt = trained / "checkpoints/best.ckpt"
+    result = fermix_main(["test", f"ckpt={ckpt}", "dataset=imagefolder", f"dataset.root={other}",
+                          "data.test_fraction=0.5"], tmp_path)
+    assert result.returncode != 0  # data.* other than batch size / workers would change the pipeline
+    result = fermix_main(["test", f"ckpt={ckpt}", "dataset=imagefolder", f"dataset.root={other}", "split=train"],
+                         tmp_path)
+    assert result.returncode == 0, result.stderr
+    evals = sorted((trained / "eval").glob("train_*"))
+    preds = pd.read_csv(evals[-1] / "predictions_train.csv")
+    assert set(preds["label_name"]) == {"surprise", "happy"}  # the model's names, mapped from the folder's

@@ -98,3 +98,13 @@ def test_several_learning_rate_groups(split_folder, tmp_path, monkeypatch):
     ckpt = torch.load(tmp_path / "run/checkpoints/last.ckpt", weights_only=True)
     lrs = {g["name"]: g["lr"] for g in ckpt["optimizer_states"][0]["param_groups"]}
     assert lrs == {"backbone": pytest.approx(0.002), "head": pytest.approx(0.02)}
+
+
+def test_early_stopping_watches_the_validation_metric(split_folder, tmp_path):
+    summary = run_train_in_process(
+        quick_overrides(split_folder, "method.name=oracle", *TOY, "trainer.max_epochs=6",
+                        "early_stopping.patience=1"),
+        tmp_path / "run",
+    )
+    assert summary["epochs_trained"] == 3  # val/acc 0, 1, 0 -> no improvement for 1 epoch -> stop
+    assert summary["best_epoch"] == 1

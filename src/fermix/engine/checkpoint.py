@@ -9,12 +9,10 @@ leaves the previous `last.ckpt` intact.
 
 from __future__ import annotations
 
-import os
 import platform
 import random
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 import fermix
 from fermix.errors import FermixError
+from fermix.utils.io import atomic_path
 
 FORMAT = "fermix-checkpoint"
 FORMAT_VERSION = 1
@@ -41,17 +40,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def save_atomic(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:

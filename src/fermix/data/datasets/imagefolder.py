@@ -1,0 +1,300 @@
+"""Bring-your-own-data adapter: one folder per class, train/val/test folders, or a CSV manifest.
+
+Layouts, decided in this order:
+  (c) `manifest` set: a CSV with columns path,label[,split,subject];
+  (b) `root/train` exists: root/{train,val,test}/<class>/... (any subset of the split folders);
+  (a) otherwise: root/<class>/... (one pool; the datamodule carves val/test).
+Class order comes from `classes`, else `label_space`, else the sorted class names found, so it is
+always written down, never left to the file system's listing order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fermix.data.images import IMAGE_EXTENSIONS, read_image
+from fermix.data.labels import LabelSpace, get_label_space, map_label
+from fermix.data.splits import SPLIT_ALIASES, SPLITS, normalise_split
+from fermix.errors import FermixError
+
+_IGNORED_NAMES = {"__MACOSX", "Thumbs.db", "desktop.ini"}
+
+# One entry per image found: (absolute path, native label, split or None, subject or None).
+_Entry = tuple[Path, str, str | None, str | None]
+
+
+class ImageFolderDataset:
+    """Images with expression labels from a folder tree or a CSV manifest."""
+
+    name = "imagefolder"
+    keys: frozenset[str] = frozenset({"image", "expr", "sample_id", "subject"})
+
+    def __init__(self, cfg: Mapping[str, Any]) -> None:
+        self.root = _root(cfg.get("root"))
+        self.extensions = _extensions(cfg.get("extensions"))
+        named_space = cfg.get("label_space")
+        classes = cfg.get("classes")
+        if named_space and classes:
+            raise FermixError("set either dataset.classes or dataset.label_space, not both.")
+        self._space: LabelSpace | None = get_label_space(str(named_space)) if named_space else None
+        self._classes = _class_list(classes) if classes else None
+
+        manifest = cfg.get("manifest")
+        if manifest:
+            self._manifest: Path | None = _manifest_path(self.root, str(manifest))
+            entries = self._scan_manifest(self._manifest)
+        elif (self.root / "train").is_dir():
+            self._manifest = None
+            entries = self._scan_split_folders()
+        else:
+            self._manifest = None
+            entries = [(p, label, None, None) for p, label in self._scan_class_folders(self.root)]
+        if not entries:
+            where = f"manifest {self._manifest}" if self._manifest else f"{self.root}"
+            raise FermixError(
+                f"no images found in {where}; expected one sub-folder per class holding "
+                f"{'/'.join(e.lstrip('.') for e in self.extensions)} files, or set dataset.manifest=<csv>."
+            )
+        self.label_space = self._decide_label_space(entries)
+        self._records = self._build_records(entries)
+
+    # ---------------------------------------------------------------- public API
+
+    def records(self) -> pd.DataFrame:
+        """One row per image: sample_id, path, expr, split, subject, source (a copy; safe to modify)."""
+        return self._records.copy()
+
+    def load(self, row: Mapping[str, Any] | pd.Series) -> dict[str, Any]:
+        """Read one sample as a dict in the project-wide key vocabulary."""
+        subject = row["subject"]
+        return {
+            "image": read_image(row["path"]),
+            "expr": int(row["expr"]),
+            "sample_id": str(row["sample_id"]),
+            "subject": "" if _missing(subject) else str(subject),
+        }
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    # ---------------------------------------------------------------- scanning
+
+    def _scan_class_folders(self, folder: Path) -> list[tuple[Path, str]]:
+        """(path, class folder name) for every image under folder/<class>/ (recursively)."""
+        found: list[tuple[Path, str]] = []
+        for class_dir in _visible_dirs(folder):
+            images = sorted(p for p in _walk_files(class_dir) if p.suffix.lower() in self.extensions)
+            if not images:
+                raise FermixError(
+                    f"class folder {class_dir} has no images; remove it or add images, "
+                    f"since an empty class cannot be trained."
+                )
+            found.extend((p, class_dir.name) for p in images)
+        return found
+
+    def _scan_split_folders(self) -> list[_Entry]:
+        entries: list[_Entry] = []
+        seen: dict[str, Path] = {}
+        for split_dir in _visible_dirs(self.root):
+            split = SPLIT_ALIASES.get(split_dir.name.lower(), split_dir.name.lower())
+            if split not in SPLITS:
+                continue  # other folders beside train/val/test are not part of the dataset
+            if split in seen:
+                raise FermixError(f"both {seen[split]} and {split_dir} hold the {split} split; keep one.")
+            seen[split] = split_dir
+            entries.extend((p, label, split, None) for p, label in self._scan_class_folders(split_dir))
+        return entries
+
+    def _scan_manifest(self, manifest: Path) -> list[_Entry]:
+        try:
+            table = pd.read_csv(manifest, dtype=str, keep_default_na=False, skipinitialspace=True)
+        except (OSError, ValueError, pd.errors.ParserError) as e:
+            raise FermixError(f"cannot read manifest {manifest}: {e}") from e
+        table.columns = [str(c).strip().lower() for c in table.columns]
+        missing = [c for c in ("path", "label") if c not in table.columns]
+        if missing:
+            raise FermixError(
+                f"manifest {manifest} lacks column(s) {', '.join(missing)}; "
+                f"it needs path,label and optionally split,subject."
+            )
+        entries: list[_Entry] = []
+        absent: list[Path] = []
+        for rec in table.to_dict("records"):
+            rel = str(rec["path"]).strip()
+            if not rel:
+                raise FermixError(f"manifest {manifest} has a row with an empty path.")
+            path = Path(rel) if os.path.isabs(rel) else self.root / rel
+            if not path.is_file():
+                absent.append(path)
+                continue
+            try:
+                split = normalise_split(rec.get("split"))
+            except FermixError as e:
+                raise FermixError(f"manifest {manifest}: {e}") from None
+            subject = str(rec.get("subject") or "").strip() or None
+            entries.append((path, str(rec["label"]).strip(), split, subject))
+        if absent:
+            first = absent[0]
+            raise FermixError(f"manifest {manifest} lists {len(absent)} missing file(s), e.g. {first}.")
+        return entries
+
+    # ---------------------------------------------------------------- labels and records
+
+    def _decide_label_space(self, entries: list[_Entry]) -> LabelSpace:
+        if self._space is not None:
+            return self._space
+        if self._classes is not None:
+            return LabelSpace("imagefolder", tuple(self._classes))
+        # Case-insensitive sort and de-duplication: "Sad" and "sad" are one class (lookup ignores case).
+        labels: list[str] = []
+        for label in sorted({str(e[1]) for e in entries}, key=lambda x: (x.casefold(), x)):
+            if not labels or labels[-1].casefold() != label.casefold():
+                labels.append(label)
+        if self._manifest is not None and any(_as_int(x) is not None for x in labels):
+            raise FermixError(
+                f"manifest {self._manifest} has integer labels; name the classes in index order with "
+                f"dataset.classes=[...] or pick dataset.label_space."
+            )
+        return LabelSpace("imagefolder", tuple(labels))
+
+    def _label_index(self, label: str, path: Path) -> int:
+        space = self.label_space
+        text = str(label).strip()
+        lowered = [c.lower() for c in space.classes]
+        if text.lower() in lowered:
+            return lowered.index(text.lower())
+        if self._space is not None:
+            try:
+                return map_label(space, text)
+            except FermixError:
+                pass
+        number = _as_int(text)
+        if self._manifest is not None and number is not None:
+            if 0 <= number < space.num_classes:
+                return number
+            raise FermixError(
+                f"label {number} of {path} is out of range for {space.num_classes} classes "
+                f"({', '.join(space.classes)})."
+            )
+        if self._manifest is not None:
+            where = f"label `{text}` of {path} in manifest {self._manifest}"
+        else:
+            where = f"class folder {next((p for p in path.parents if p.name == text), path.parent)}"
+        known = ", ".join(space.classes)
+        raise FermixError(f"{where} is not a class of `{space.name}`; known classes: {known}.")
+
+    def _build_records(self, entries: list[_Entry]) -> pd.DataFrame:
+        rows = []
+        index_of: dict[str, int] = {}
+        for path, label, split, subject in entries:
+            if label not in index_of:
+                index_of[label] = self._label_index(label, path)
+            rows.append(
+                {
+                    "sample_id": _sample_id(self.root, path),
+                    "path": str(path.absolute()),
+                    "expr": index_of[label],
+                    "split": split,
+                    "subject": subject,
+                }
+            )
+        df = pd.DataFrame(
+            {
+                "sample_id": pd.Series([r["sample_id"] for r in rows], dtype=object),
+                "path": pd.Series([r["path"] for r in rows], dtype=object),
+                "expr": np.array([r["expr"] for r in rows], dtype=np.int64),
+                "split": pd.Series([r["split"] for r in rows], dtype=object),
+                "subject": pd.Series([r["subject"] for r in rows], dtype=object),
+                "source": pd.Series([self.name] * len(rows), dtype=object),
+            }
+        )
+        dupes = df["sample_id"][df["sample_id"].duplicated()]
+        if len(dupes):
+            where = self._manifest or self.root
+            raise FermixError(f"image {dupes.iloc[0]} is listed more than once in {where}.")
+        return df.sort_values("sample_id", kind="stable").reset_index(drop=True)
+
+
+# -------------------------------------------------------------------- helpers
+
+
+def _root(value: Any) -> Path:
+    if value is None or str(value).strip() == "":
+        raise FermixError("dataset.root is not set; set dataset.root=/path/to/images.")
+    root = Path(str(value)).expanduser()
+    if not root.is_dir():
+        raise FermixError(f"dataset root {root} does not exist or is not a directory; set dataset.root=...")
+    return root
+
+
+def _extensions(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return IMAGE_EXTENSIONS
+    if isinstance(value, str):
+        value = [value]
+    exts = tuple("." + str(e).strip().lower().lstrip(".") for e in value)
+    if not exts:
+        raise FermixError("dataset.extensions is empty; list at least one image extension, e.g. [jpg, png].")
+    return exts
+
+
+def _class_list(value: Any) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise FermixError(f"dataset.classes={value!r} is not a list; write it as [class0, class1, ...].")
+    names = [str(c).strip() for c in value]
+    lowered = [n.lower() for n in names]
+    dupes = sorted({n for n in lowered if lowered.count(n) > 1})
+    if dupes:
+        raise FermixError(f"dataset.classes lists {', '.join(dupes)} more than once.")
+    return names
+
+
+def _manifest_path(root: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = root / path
+    if not path.is_file():
+        raise FermixError(f"manifest {path} does not exist (a relative path is read from dataset.root).")
+    return path
+
+
+def _hidden(path: Path) -> bool:
+    return path.name.startswith(".") or path.name in _IGNORED_NAMES
+
+
+def _visible_dirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not _hidden(p))
+
+
+def _walk_files(folder: Path) -> Iterable[Path]:
+    """Files under folder, skipping hidden files and descending into no hidden folder."""
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not _hidden(Path(d)))
+        for f in filenames:
+            if not _hidden(Path(f)):
+                yield Path(dirpath) / f
+
+
+def _sample_id(root: Path, path: Path) -> str:
+    """Path relative to root (posix), or the absolute posix path for files outside root."""
+    try:
+        return path.absolute().relative_to(root.absolute()).as_posix()
+    except ValueError:
+        return path.absolute().as_posix()
+
+
+def _as_int(text: str) -> int | None:
+    try:
+        return int(str(text).strip())
+    except ValueError:
+        return None
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))

@@ -1,0 +1,66 @@
+import pytest
+import torch
+
+from fermix.engine.datamodule import FermixDataModule
+from fermix.errors import FermixError
+from tests.helpers import write_image_folder
+
+DATA = {"batch_size": 4, "num_workers": 0, "image_size": 24, "resize": 32, "mean": [0.5] * 3, "std": [0.5] * 3,
+        "augment": {"random_crop": True, "hflip": 0.5, "rotation": 15, "color_jitter": 0.2},
+        "val_fraction": 0.25, "test_fraction": 0.25, "split_seed": 0}
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return write_image_folder(tmp_path_factory.mktemp("d") / "faces", per_class=8, size=32)
+
+
+def _dm(root, seed=0, **data):
+    return FermixDataModule({"name": "imagefolder", "root": str(root)}, {**DATA, **data}, seed=seed)
+
+
+def test_splits_are_disjoint_and_independent_of_the_training_seed(root):
+    a, b = _dm(root, seed=0), _dm(root, seed=7)
+    for split in ("train", "val", "test"):
+        assert a.split_records(split)["sample_id"].tolist() == b.split_records(split)["sample_id"].tolist()
+    ids = [set(a.split_records(s)["sample_id"]) for s in ("train", "val", "test")]
+    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
+    assert sum(map(len, ids)) == 24
+
+
+def test_a_method_needing_a_missing_key_fails_in_one_sentence(root):
+    with pytest.raises(FermixError, match=r"method iern needs `domain`, which dataset imagefolder does not supply"):
+        _dm(root).check_requires(frozenset({"image", "expr", "domain"}), "iern")
+
+
+def _epoch_batches(dm, workers, epoch):
+    dm.data_cfg = {**dm.data_cfg, "num_workers": workers}
+    loader = dm.loader("train", train=True)
+    loader.sampler.set_epoch(epoch)
+    return [b["image"] for b in loader]
+
+
+def test_augmented_batches_do_not_depend_on_worker_count(root):
+    dm = _dm(root)
+    serial, parallel = _epoch_batches(dm, 0, 1), _epoch_batches(dm, 2, 1)
+    assert all(torch.equal(a, b) for a, b in zip(serial, parallel, strict=True))
+
+
+def test_each_epoch_sees_a_new_order_and_new_augmentation(root):
+    dm = _dm(root)
+    first, second = _epoch_batches(dm, 0, 0), _epoch_batches(dm, 0, 1)
+    assert not torch.equal(torch.cat(first), torch.cat(second))
+
+
+def test_evaluation_transform_is_deterministic(root):
+    dm = _dm(root)
+    a = [b["image"] for b in dm.loader("val")]
+    b = [b["image"] for b in dm.loader("val")]
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert a[0].shape[-2:] == (24, 24)
+
+
+def test_batches_carry_the_documented_keys(root):
+    batch = next(iter(_dm(root).loader("train", train=True)))
+    assert {"image", "expr", "sample_id", "subject", "index"} <= set(batch)
+    assert batch["expr"].dtype == torch.long and batch["image"].dtype == torch.float32
