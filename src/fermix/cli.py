@@ -146,12 +146,17 @@ def run_job(command: str, overrides: Sequence[str]) -> int:
     register_resolvers()
     target = JOBS[command][0]
 
+    argv = sys.argv
+    # Inside the job, sys.argv is the full command line again: Lightning's DDP launcher starts
+    # the other ranks by re-running it (`<argv0> train ... hydra.run.dir=<this run>`).
+    full_argv = [argv[0], command, *overrides]
+
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=command)
     def entry(cfg: Any) -> Any:
+        sys.argv = full_argv
         return _guarded(_load(target), cfg)
 
-    argv = sys.argv
-    sys.argv = [f"fermix {command}", *overrides]
+    sys.argv = [f"fermix {command}", *overrides]  # what Hydra parses: the overrides only
     try:
         entry()
     finally:

@@ -64,3 +64,17 @@ def test_batches_carry_the_documented_keys(root):
     batch = next(iter(_dm(root).loader("train", train=True)))
     assert {"image", "expr", "sample_id", "subject", "index"} <= set(batch)
     assert batch["expr"].dtype == torch.long and batch["image"].dtype == torch.float32
+
+
+def test_subject_independent_split_keeps_each_subject_in_one_split(root, tmp_path):
+    import pandas as pd
+
+    rows = [{"path": str(p), "label": p.parent.name, "subject": f"s{i % 6}"}
+            for i, p in enumerate(sorted(root.rglob("*.png")))]
+    manifest = tmp_path / "m.csv"
+    pd.DataFrame(rows).to_csv(manifest, index=False)
+    dm = FermixDataModule({"name": "imagefolder", "root": str(root), "manifest": str(manifest)},
+                          {**DATA, "split_by": "subject", "val_fraction": 0.2, "test_fraction": 0.2}, seed=0)
+    subjects = [set(dm.split_records(s)["subject"]) for s in ("train", "val", "test")]
+    assert all(subjects)
+    assert not (subjects[0] & subjects[1] or subjects[0] & subjects[2] or subjects[1] & subjects[2])

@@ -30,13 +30,13 @@ class PlainProgress(Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
         step = trainer.global_step
-        if step % self.every_n_steps == 0 and step > 0:
+        if trainer.is_global_zero and step % self.every_n_steps == 0 and step > 0:
             loss = trainer.callback_metrics.get("train/loss_step")
             shown = f"{float(loss):.4f}" if loss is not None else "-"
             log.info("epoch %d step %d loss %s", trainer.current_epoch, step, shown)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking:
+        if trainer.sanity_checking or not trainer.is_global_zero:
             return
         shown = {
             k: float(v)

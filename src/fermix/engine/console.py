@@ -23,3 +23,5 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    # Per-step training terms are logged per rank on purpose (an all-reduce per step costs time).
+    warnings.filterwarnings("ignore", message=r".*sync_dist=True.*")

@@ -129,7 +129,7 @@ class FermixModule(pl.LightningModule):
             return
         self.last_val_metrics = values
         for name, value in values.items():
-            self.log(f"val/{name}", value, prog_bar=name == "acc")
+            self.log(f"val/{name}", value, prog_bar=name == "acc", sync_dist=True)  # already equal on all ranks
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._eval_step(batch, self.test_metrics)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig
 
 from fermix.data.transforms import preprocessing_spec
@@ -97,18 +99,21 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(run_dir),
-        enable_progress_bar=any(type(c).__name__ == "RichProgressBar" for c in callbacks),
+        enable_progress_bar=any(isinstance(c, ProgressBar) for c in callbacks),
         enable_model_summary=False,
     )
     ckpt_path = resolve_resume(cfg.get("resume"), run_dir, method.name)
-    log.info(
-        "training %s on %s (%s) in %s; split sizes %s",
-        method.name,
-        cfg.dataset.name,
-        ", ".join(info.label_space.classes),
-        run_dir,
-        meta["split_sizes"],
-    )
+    if ckpt_path:  # continuing in the same directory is the point of a resume
+        warnings.filterwarnings("ignore", message=r".*exists and is not empty.*")
+    if trainer.is_global_zero:
+        log.info(
+            "training %s on %s (%s) in %s; split sizes %s",
+            method.name,
+            cfg.dataset.name,
+            ", ".join(info.label_space.classes),
+            run_dir,
+            meta["split_sizes"],
+        )
     start = time.monotonic()
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     if trainer.interrupted:

@@ -38,7 +38,7 @@ class ExpressionMetrics(nn.Module):
     Scalars are NaN when the split has no labelled sample.
     """
 
-    def __init__(self, num_classes: int, ignore_index: int = -1) -> None:
+    def __init__(self, num_classes: int, ignore_index: int = -1, sync_across_ranks: bool = True) -> None:
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
@@ -46,7 +46,13 @@ class ExpressionMetrics(nn.Module):
             raise ValueError(f"ignore_index {ignore_index} is a class index (0..{num_classes - 1})")
         self.num_classes = num_classes
         self.ignore_index = ignore_index
-        kw: dict[str, Any] = {"num_classes": num_classes, "ignore_index": ignore_index}
+        # sync_across_ranks=False for evaluation that one process does alone (the other ranks of
+        # a DDP job may have finished): compute() must not wait for them.
+        kw: dict[str, Any] = {
+            "num_classes": num_classes,
+            "ignore_index": ignore_index,
+            "sync_on_compute": sync_across_ranks,
+        }
         self.class_acc = MulticlassAccuracy(average="none", **kw)
         self.class_f1 = MulticlassF1Score(average="none", **kw)
         self.confmat = MulticlassConfusionMatrix(**kw)
