@@ -193,3 +193,14 @@ def test_cross_dataset_evaluation_maps_labels_by_name(trained, tmp_path, fermix_
     evals = sorted((trained / "eval").glob("train_*"))
     preds = pd.read_csv(evals[-1] / "predictions_train.csv")
     assert set(preds["label_name"]) == {"surprise", "happy"}  # the model's names, mapped from the folder's
+
+
+def test_two_process_cpu_ddp_run_shares_one_run_directory(workdir):
+    """Lightning's launcher re-runs the command line for rank 1; both ranks must land in one run dir."""
+    args = ["train", "dataset.root=faces", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+            "trainer.max_epochs=1", *COMMON, "logger=csv", "paths.runs_dir=ddp_runs"]
+    result = run_fermix(args, workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = (workdir / "ddp_runs/erm_imagefolder").iterdir()
+    assert (run / "summary.json").is_file() and (run / "checkpoints/best.ckpt").is_file()
+    assert (run / "train_ddp_process_1.log").is_file()  # rank 1 wrote its log beside rank 0's
