@@ -78,3 +78,15 @@ def test_subject_independent_split_keeps_each_subject_in_one_split(root, tmp_pat
     subjects = [set(dm.split_records(s)["subject"]) for s in ("train", "val", "test")]
     assert all(subjects)
     assert not (subjects[0] & subjects[1] or subjects[0] & subjects[2] or subjects[1] & subjects[2])
+
+
+def test_global_batch_size_is_split_over_ranks(root):
+    from types import SimpleNamespace
+
+    dm = _dm(root, batch_size=8)
+    dm.trainer = SimpleNamespace(world_size=2)
+    assert dm.train_dataloader().batch_size == 4 and dm.val_dataloader().batch_size == 4
+    assert dm.loader("val").batch_size == 8  # single-process evaluation keeps the whole batch
+    dm.trainer = SimpleNamespace(world_size=3)
+    with pytest.raises(FermixError, match="cannot be split evenly over 3"):
+        dm.train_dataloader()

@@ -103,7 +103,15 @@ class FermixDataModule(pl.LightningDataModule):
         return self._datasets[split]
 
     # --- loaders --------------------------------------------------------------------------
-    def loader(self, split: str, train: bool = False) -> DataLoader:
+    def _rank_batch_size(self) -> int:
+        """`data.batch_size` is global: under DDP each of the N ranks loads batch_size / N."""
+        batch = int(self.data_cfg["batch_size"])
+        world = self.trainer.world_size if self.trainer is not None else 1
+        if batch % world:
+            raise FermixError(f"data.batch_size={batch} cannot be split evenly over {world} processes")
+        return batch // world
+
+    def loader(self, split: str, train: bool = False, batch_size: int | None = None) -> DataLoader:
         dataset = self.dataset(split)
         workers = int(self.data_cfg.get("num_workers", 0))
         sampler = None
@@ -114,7 +122,7 @@ class FermixDataModule(pl.LightningDataModule):
                 sampler = EpochShuffleSampler(len(dataset), seed=self.seed)
         return DataLoader(
             dataset,
-            batch_size=int(self.data_cfg["batch_size"]),
+            batch_size=batch_size or int(self.data_cfg["batch_size"]),
             sampler=sampler,
             shuffle=False,
             drop_last=bool(self.data_cfg.get("drop_last", False)) if train else False,
@@ -123,11 +131,12 @@ class FermixDataModule(pl.LightningDataModule):
             pin_memory=torch.cuda.is_available(),
         )
 
+    # Lightning's loops (one per rank) use these; single-process evaluation calls loader() directly.
     def train_dataloader(self) -> DataLoader:
-        return self.loader("train", train=True)
+        return self.loader("train", train=True, batch_size=self._rank_batch_size())
 
     def val_dataloader(self) -> DataLoader:
-        return self.loader("val")
+        return self.loader("val", batch_size=self._rank_batch_size())
 
     def test_dataloader(self) -> DataLoader:
-        return self.loader("test")
+        return self.loader("test", batch_size=self._rank_batch_size())
