@@ -86,13 +86,6 @@ def _guarded(task: Callable[[Any], Any], cfg: Any) -> Any:
         fail(f"unexpected {exc.__class__.__name__}: {user_message(exc)} (set FERMIX_DEBUG=1 for the traceback)")
 
 
-def _load(target: str) -> Callable[[Any], Any]:
-    import importlib
-
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
-
-
 def _override_key(arg: str) -> str:
     return arg.split("=", 1)[0].lstrip("+~")
 
@@ -142,6 +135,7 @@ def run_job(command: str, overrides: Sequence[str]) -> int:
     import hydra
 
     from fermix.engine.rundir import register_resolvers
+    from fermix.registry import import_target
 
     register_resolvers()
     target = JOBS[command][0]
@@ -154,7 +148,7 @@ def run_job(command: str, overrides: Sequence[str]) -> int:
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=command)
     def entry(cfg: Any) -> Any:
         sys.argv = full_argv
-        return _guarded(_load(target), cfg)
+        return _guarded(import_target(target), cfg)
 
     sys.argv = [f"fermix {command}", *overrides]  # what Hydra parses: the overrides only
     try:

@@ -16,6 +16,12 @@ from typing import Any
 from fermix.errors import FermixError
 
 
+def import_target(target: str) -> Any:
+    """The object a "package.module:attribute" path names, imported on demand."""
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
 @dataclass(frozen=True)
 class Entry:
     target: str  # "package.module:Attribute"
@@ -53,8 +59,7 @@ class Registry:
 
     def get(self, name: str) -> Any:
         """Import and return the registered object."""
-        module_name, _, attr = self._entry(name).target.partition(":")
-        return getattr(importlib.import_module(module_name), attr)
+        return import_target(self._entry(name).target)
 
 
 METHODS = Registry(

@@ -131,12 +131,9 @@ class FermixDataModule(pl.LightningDataModule):
             pin_memory=torch.cuda.is_available(),
         )
 
-    # Lightning's loops (one per rank) use these; single-process evaluation calls loader() directly.
+    # Lightning's fit loops (one per rank) use these; single-process evaluation calls loader() directly.
     def train_dataloader(self) -> DataLoader:
         return self.loader("train", train=True, batch_size=self._rank_batch_size())
 
     def val_dataloader(self) -> DataLoader:
         return self.loader("val", batch_size=self._rank_batch_size())
-
-    def test_dataloader(self) -> DataLoader:
-        return self.loader("test", batch_size=self._rank_batch_size())

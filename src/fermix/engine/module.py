@@ -71,7 +71,6 @@ class FermixModule(pl.LightningModule):
         self.automatic_optimization = method.automatic_optimization
         num_classes = method.data_info.num_classes
         self.val_metrics = ExpressionMetrics(num_classes)
-        self.test_metrics = ExpressionMetrics(num_classes)
         self.last_val_metrics: dict[str, float] = {}
         self._pending_rng: dict[str, Any] | None = None
         self._manual = _ManualOptimization(self)
@@ -114,13 +113,10 @@ class FermixModule(pl.LightningModule):
                 if config.interval == "epoch" and config.monitor is None:
                     config.scheduler.step()
 
-    # --- evaluation -----------------------------------------------------------------------
-    def _eval_step(self, batch: dict[str, Any], metrics: ExpressionMetrics) -> None:
-        out = self.method.predict(batch)
-        metrics.update(out["expr_logits"].float(), batch["expr"])
-
+    # --- validation (test-split evaluation is engine/evaluate.py, one exact pass) ------------
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._eval_step(batch, self.val_metrics)
+        out = self.method.predict(batch)
+        self.val_metrics.update(out["expr_logits"].float(), batch["expr"])
 
     def on_validation_epoch_end(self) -> None:
         values = scalar_metrics(self.val_metrics.compute())
@@ -130,14 +126,6 @@ class FermixModule(pl.LightningModule):
         self.last_val_metrics = values
         for name, value in values.items():
             self.log(f"val/{name}", value, prog_bar=name == "acc", sync_dist=True)  # already equal on all ranks
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._eval_step(batch, self.test_metrics)
-
-    def on_test_epoch_end(self) -> None:
-        for name, value in scalar_metrics(self.test_metrics.compute()).items():
-            self.log(f"test/{name}", value)
-        self.test_metrics.reset()
 
     # --- checkpoint -----------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

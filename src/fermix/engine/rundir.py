@@ -14,8 +14,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 
-def shared_run_id() -> str:
-    """An id all ranks of one launch agree on: torchrun's or Slurm's job id, else a timestamp."""
+def launcher_run_id() -> str | None:
+    """An id all ranks of one launch agree on: torchrun's or Slurm's job id; None outside them."""
     elastic = os.environ.get("TORCHELASTIC_RUN_ID", "")
     if elastic and elastic != "none":
         return elastic
@@ -23,7 +23,20 @@ def shared_run_id() -> str:
     if slurm:
         task = os.environ.get("SLURM_ARRAY_TASK_ID")
         return f"slurm-{slurm}" + (f"_{task}" if task else "")
+    return None
+
+
+def _timestamp() -> str:
     return time.strftime("%Y-%m-%d_%H-%M-%S")
+
+
+def _first_free(path: Path) -> Path:
+    """`path`, or `path_1`, `path_2`, ... if it exists (two runs started in the same second)."""
+    candidate, n = path, 1
+    while candidate.exists():
+        candidate = path.with_name(f"{path.name}_{n}")
+        n += 1
+    return candidate
 
 
 def is_unfinished(run: Path) -> bool:
@@ -38,13 +51,8 @@ def train_run_dir(runs_dir: str, group: str, resume: str | None = None) -> str:
         candidates = sorted((p for p in base.iterdir() if p.is_dir() and is_unfinished(p)), key=lambda p: p.name)
         if candidates:
             return str(candidates[-1])
-    run_id = shared_run_id()
-    run = base / run_id
-    n = 1
-    while run.exists() and not os.environ.get("TORCHELASTIC_RUN_ID") and not os.environ.get("SLURM_JOB_ID"):
-        run = base / f"{run_id}_{n}"
-        n += 1
-    return str(run)
+    shared = launcher_run_id()
+    return str(base / shared if shared else _first_free(base / _timestamp()))
 
 
 @functools.cache
@@ -52,13 +60,7 @@ def eval_run_dir(ckpt: str, split: str) -> str:
     """Evaluation output next to the checkpoint's run: `<run>/eval/<split>_<timestamp>`."""
     path = Path(ckpt)
     run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-    out = run / "eval" / f"{split}_{stamp}"
-    n = 1
-    while out.exists():
-        out = run / "eval" / f"{split}_{stamp}_{n}"
-        n += 1
-    return str(out)
+    return str(_first_free(run / "eval" / f"{split}_{_timestamp()}"))
 
 
 def register_resolvers() -> None:
