@@ -190,25 +190,29 @@ def test_manifest_integer_label_indexes_the_label_space(tmp_path):
     assert list(ds.records()["expr"]) == [6]
 
 
-def test_manifest_integer_labels_without_classes_raise(tmp_path):
+# Each case: one image a/a_000.png on disk, a manifest, extra config, and what the error must name.
+MANIFEST_ERRORS = {
+    "integer_labels_without_classes": (
+        "path,label\na/a_000.png,1\n", {}, r"m\.csv has integer labels; name the classes"),
+    "integer_label_out_of_range": (
+        "path,label\na/a_000.png,3\n", {"classes": ["x", "y", "z"]},
+        r"label 3 of .*a_000\.png is out of range for 3 classes"),
+    "label_not_in_classes_names_it": (
+        "path,label\na/a_000.png,bored\n", {"label_space": "basic7"},
+        r"label `bored` of .*a_000\.png in manifest .*m\.csv"),
+    "listing_missing_files_names_one": (
+        "path,label\na/a_000.png,a\na/gone.png,a\n", {}, r"lists 1 missing file\(s\), e\.g\. .*gone\.png"),
+    "bad_split_value_names_the_csv": (
+        "path,label,split\na/a_000.png,a,holdout\n", {}, r"m\.csv.*holdout"),
+}
+
+
+@pytest.mark.parametrize(("csv", "extra", "match"), MANIFEST_ERRORS.values(), ids=MANIFEST_ERRORS.keys())
+def test_bad_manifest_raises(tmp_path, csv, extra, match):
     write_image_folder(tmp_path, classes=("a",), per_class=1)
-    _write_csv(tmp_path / "m.csv", "path,label\na/a_000.png,1\n")
-    with pytest.raises(FermixError, match=r"m\.csv has integer labels; name the classes"):
-        ImageFolderDataset({"root": str(tmp_path), "manifest": "m.csv"})
-
-
-def test_manifest_integer_label_out_of_range_raises(tmp_path):
-    write_image_folder(tmp_path, classes=("a",), per_class=1)
-    _write_csv(tmp_path / "m.csv", "path,label\na/a_000.png,3\n")
-    with pytest.raises(FermixError, match=r"label 3 of .*a_000\.png is out of range for 3 classes"):
-        ImageFolderDataset({"root": str(tmp_path), "manifest": "m.csv", "classes": ["x", "y", "z"]})
-
-
-def test_manifest_label_not_in_classes_raises_naming_it(tmp_path):
-    write_image_folder(tmp_path, classes=("a",), per_class=1)
-    _write_csv(tmp_path / "m.csv", "path,label\na/a_000.png,bored\n")
-    with pytest.raises(FermixError, match=r"label `bored` of .*a_000\.png in manifest .*m\.csv"):
-        ImageFolderDataset({"root": str(tmp_path), "manifest": "m.csv", "label_space": "basic7"})
+    _write_csv(tmp_path / "m.csv", csv)
+    with pytest.raises(FermixError, match=match):
+        ImageFolderDataset({"root": str(tmp_path), "manifest": "m.csv", **extra})
 
 
 def test_manifest_missing_columns_raise_naming_the_csv(tmp_path):
@@ -220,20 +224,6 @@ def test_manifest_missing_columns_raise_naming_the_csv(tmp_path):
 def test_manifest_that_does_not_exist_raises_naming_it(tmp_path):
     with pytest.raises(FermixError, match=r"manifest .*nothere\.csv does not exist"):
         ImageFolderDataset({"root": str(tmp_path), "manifest": "nothere.csv"})
-
-
-def test_manifest_listing_missing_files_raises_naming_one(tmp_path):
-    write_image_folder(tmp_path, classes=("a",), per_class=1)
-    _write_csv(tmp_path / "m.csv", "path,label\na/a_000.png,a\na/gone.png,a\n")
-    with pytest.raises(FermixError, match=r"lists 1 missing file\(s\), e\.g\. .*gone\.png"):
-        ImageFolderDataset({"root": str(tmp_path), "manifest": "m.csv"})
-
-
-def test_manifest_bad_split_value_raises_naming_the_csv(tmp_path):
-    write_image_folder(tmp_path, classes=("a",), per_class=1)
-    _write_csv(tmp_path / "m.csv", "path,label,split\na/a_000.png,a,holdout\n")
-    with pytest.raises(FermixError, match=r"m\.csv.*holdout"):
-        ImageFolderDataset({"root": str(tmp_path), "manifest": "m.csv"})
 
 
 def test_empty_manifest_raises(tmp_path):
