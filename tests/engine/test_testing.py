@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from fermix.data.labels import LabelSpace
+from fermix.data.label_spaces import LabelSpace
 from fermix.engine.testing import label_map
 from fermix.errors import FermixError
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fermix.data.info import DataInfo
-from fermix.data.labels import LabelSpace
+from fermix.data.label_spaces import LabelSpace
 from fermix.errors import FermixError
 from fermix.methods.base import Method
 from fermix.registry import METHODS

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fermix.data.labels import LabelSpace
+from fermix.data.label_spaces import LabelSpace
 
 
 @dataclass(frozen=True)

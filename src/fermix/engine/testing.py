@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from fermix.data.info import DataInfo
-from fermix.data.labels import LabelSpace, canonical_name
+from fermix.data.label_spaces import LabelSpace, canonical_name
 from fermix.engine.artifacts import print_metrics_table
 from fermix.engine.build import build_method, plain
 from fermix.engine.checkpoint import load_checkpoint

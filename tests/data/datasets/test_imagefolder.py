@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fermix.data.datasets.imagefolder import ImageFolderDataset
-from fermix.data.labels import LABEL_SPACES
+from fermix.data.label_spaces import LABEL_SPACES
 from fermix.errors import FermixError
 from tests.helpers import write_image_folder
 

@@ -2,7 +2,7 @@ import torch
 import torch.nn.functional as F
 
 from fermix.data.info import DataInfo
-from fermix.data.labels import get_label_space
+from fermix.data.label_spaces import get_label_space
 from fermix.methods.erm import ERM, ERMConfig
 
 

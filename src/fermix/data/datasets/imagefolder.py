@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from fermix.data.images import IMAGE_EXTENSIONS, read_image
-from fermix.data.labels import LabelSpace, get_label_space, map_label
+from fermix.data.label_spaces import LabelSpace, get_label_space, map_label
 from fermix.data.splits import SPLIT_ALIASES, SPLITS, normalise_split
 from fermix.errors import FermixError
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from fermix.data.labels import (
+from fermix.data.label_spaces import (
     ALIASES,
     LABEL_SPACES,
     LabelSpace,
