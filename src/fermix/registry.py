@@ -76,6 +76,34 @@ DATASETS = Registry(
             "fermix.data.datasets.imagefolder:ImageFolderDataset",
             "one sub-folder per class, or a CSV manifest (path,label[,split,subject]); bring your own data",
         ),
+        "synthetic": Entry(
+            "fermix.data.synthetic.dataset:SyntheticDataset",
+            "procedural faces with known AUs, VA, domains and label noise (the embedded default)",
+        ),
+        "mixbasic": Entry(
+            "fermix.data.datasets.mixbasic:MixBasicDataset",
+            "CK+ / MMI / Oulu-CASIA aligned faces, emotion_labels.pkl and the bias100/bias90 fold CSVs (IERN)",
+        ),
+        "rafdb": Entry(
+            "fermix.data.datasets.rafdb:RAFDBDataset",
+            "RAF-DB basic: list_patition_label.txt, labels 1..7, aligned or original images",
+        ),
+        "affectnet": Entry(
+            "fermix.data.datasets.affectnet:AffectNetDataset",
+            "AffectNet official training/validation CSVs, 7 or 8 classes, provided crops",
+        ),
+        "affwild2": Entry(
+            "fermix.data.datasets.affwild2:AffWild2Dataset",
+            "Aff-Wild2 per-video AU / EXPR / VA annotation files and cropped-aligned frames",
+        ),
+        "ckplus": Entry(
+            "fermix.data.datasets.ckplus:CKPlusDataset",
+            "CK+ raw layout (cohn-kanade-images + Emotion) for fermix preprocess",
+        ),
+        "oulu_casia": Entry(
+            "fermix.data.datasets.oulu_casia:OuluCASIADataset",
+            "Oulu-CASIA raw layout (VL/Strong) for fermix preprocess",
+        ),
     },
 )
 

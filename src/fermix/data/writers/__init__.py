@@ -34,6 +34,12 @@ Writer = Callable[..., Path]
 # name -> "module:function"; imported on demand.
 WRITERS: dict[str, str] = {
     "imagefolder": "fermix.data.writers.imagefolder:write_imagefolder",
+    "mixbasic": "fermix.data.writers.mixbasic:write_mixbasic",
+    "rafdb": "fermix.data.writers.rafdb:write_rafdb",
+    "affectnet": "fermix.data.writers.affectnet:write_affectnet",
+    "affwild2": "fermix.data.writers.affwild2:write_affwild2",
+    "ckplus": "fermix.data.writers.ckplus:write_ckplus",
+    "oulu_casia": "fermix.data.writers.oulu_casia:write_oulu_casia",
 }
 
 
