@@ -35,6 +35,7 @@ def run_train_in_process(overrides: Sequence[str], run_dir: Path) -> dict[str, A
 def quick_overrides(root: Path, *extra: str) -> list[str]:
     """A tiny, fast CPU run on an image folder."""
     return [
+        "dataset=imagefolder",
         f"dataset.root={root}",
         "backbone.width=8",
         "data.image_size=32",

@@ -12,6 +12,7 @@ from tests.conftest import assert_one_sentence_error, run_fermix
 from tests.helpers import write_image_folder
 
 COMMON = [
+    "dataset=imagefolder",
     "backbone.width=8",
     "data.image_size=32",
     "data.resize=36",

@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import Dataset
+from torchvision import tv_tensors
+
+from fermix.data.landmarks import reorder_if_mirrored
 
 _SEED_MIX = 0x9E3779B97F4A7C15  # golden-ratio constant: spreads (seed, epoch, index) over 64 bits
 
@@ -51,9 +55,21 @@ class RecordsDataset(Dataset):
         sample["index"] = index
         return sample
 
+    def _with_landmarks(self, image: Any, landmarks: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Transform image and landmarks together, so the landmarks stay in the pixel coordinates
+        of the image the network sees. Landmarks use pixel centres at integers (dlib, OpenCV);
+        torchvision's keypoints use pixel corners, hence the half-pixel shifts."""
+        h, w = (image.shape[:2] if isinstance(image, np.ndarray) else image.shape[-2:])
+        points = tv_tensors.KeyPoints(torch.as_tensor(landmarks, dtype=torch.float32) + 0.5, canvas_size=(h, w))
+        out, points = self.transform(image, points)
+        return out, reorder_if_mirrored(points.as_subclass(torch.Tensor) - 0.5)
+
     def _get(self, index: int) -> dict[str, Any]:
         sample = dict(self.load(self.rows[index]))
-        sample["image"] = self.transform(sample["image"])
+        if sample.get("landmarks") is not None:
+            sample["image"], sample["landmarks"] = self._with_landmarks(sample["image"], sample["landmarks"])
+        else:
+            sample["image"] = self.transform(sample["image"])
         if "expr" in sample:
             sample["expr"] = torch.as_tensor(sample["expr"], dtype=torch.long)
         return sample

@@ -1,0 +1,126 @@
+"""`dataset=synthetic`: the procedural face benchmark as a dataset adapter.
+
+Train, val and test are generated (never carved), with disjoint subjects. Every sample carries
+image, landmarks, expr (observed, possibly noisy or -1), expr_clean, expr_soft, au (occurrence,
+NaN where unlabelled), au_intensity, va, domain, subject and sample_id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fermix.data.action_units import SYNTHETIC_AUS
+from fermix.data.label_spaces import canonical_name
+from fermix.data.synthetic.config import SyntheticConfig
+from fermix.data.synthetic.design import domain_styles, label_space
+from fermix.data.synthetic.store import SplitData, load_or_build
+
+KEYS = frozenset(
+    {"image", "landmarks", "expr", "expr_clean", "expr_soft", "au", "au_intensity", "va", "domain", "subject",
+     "sample_id"}
+)  # fmt: skip
+
+
+class SyntheticDataset:
+    name = "synthetic"
+    keys = KEYS
+    au_names = SYNTHETIC_AUS
+
+    def __init__(self, cfg: Mapping[str, Any]) -> None:
+        self.config = SyntheticConfig.from_mapping(cfg)
+        self.label_space = label_space(self.config)
+        self.domain_names = [s.name for s in domain_styles(self.config)]
+        self.num_domains = self.config.num_domains
+        self.cache_dir = cfg.get("cache_dir") if cfg.get("cache", True) else None
+        self._splits: dict[str, SplitData] | None = None
+
+    # Arrays are opened lazily and dropped when pickled (DataLoader workers under spawn reopen
+    # the memory maps instead of receiving copies of every image).
+    @property
+    def splits(self) -> dict[str, SplitData]:
+        if self._splits is None:
+            self._splits = load_or_build(self.config, self.cache_dir)
+        return self._splits
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if self.cache_dir is not None:
+            state["_splits"] = None
+        return state
+
+    def records(self) -> pd.DataFrame:
+        frames = []
+        for split, data in self.splits.items():
+            m = data.meta
+            n = len(data)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "sample_id": [f"{split}/{i:06d}" for i in range(n)],
+                        "path": "",
+                        "expr": m["expr"].astype(np.int64),
+                        "split": split,
+                        "subject": [f"p{s:04d}" for s in m["subject"]],
+                        "source": [self.domain_names[d] for d in m["domain"]],
+                        "domain": m["domain"].astype(np.int64),
+                        "row": np.arange(n, dtype=np.int64),
+                    }
+                )
+            )
+        return pd.concat(frames, ignore_index=True)
+
+    def load(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        return self.sample(str(row["split"]), int(row["row"]))
+
+    def sample(self, split: str, i: int) -> dict[str, Any]:
+        data = self.splits[split]
+        m = data.meta
+        n_cls = self.label_space.num_classes
+        soft = np.zeros(n_cls, np.float32)
+        soft[m["cls"][i]] += m["blend_w"][i]
+        if m["blend_cls"][i] >= 0:
+            soft[m["blend_cls"][i]] += 1.0 - m["blend_w"][i]
+        intensity = m["au_intensity"][i]
+        au = (intensity >= self.config.au_threshold).astype(np.float32)
+        if not m["has_au"][i]:
+            au = np.full_like(au, np.nan)
+            intensity = np.full_like(intensity, np.nan)
+        va = m["va"][i] if m["has_va"][i] else np.full(2, np.nan, np.float32)
+        return {
+            "image": np.array(data.images[i]),  # a writable copy of the memory-mapped row
+            "landmarks": m["landmarks"][i].copy(),
+            "expr": int(m["expr"][i]),
+            "expr_clean": int(m["cls"][i]),
+            "expr_soft": soft,
+            "au": au,
+            "au_intensity": np.asarray(intensity, np.float32),
+            "va": np.asarray(va, np.float32),
+            "domain": int(m["domain"][i]),
+            "subject": f"p{int(m['subject'][i]):04d}",
+            "sample_id": f"{split}/{i:06d}",
+        }
+
+    def writer_samples(self, splits: tuple[str, ...] = ("train", "val", "test")) -> Iterator[dict[str, Any]]:
+        """Samples in the writers' vocabulary (fermix.data.writers): names instead of indices."""
+        names = [canonical_name(c) for c in self.label_space.classes]
+        for split in splits:
+            if split not in self.splits:
+                continue
+            for i in range(len(self.splits[split])):
+                s = self.sample(split, i)
+                yield {
+                    "image": s["image"],
+                    "sample_id": s["sample_id"].replace("/", "_"),
+                    "split": split,
+                    "expr": names[s["expr"]] if s["expr"] >= 0 else None,
+                    "domain": self.domain_names[s["domain"]],
+                    "subject": s["subject"],
+                    "landmarks": s["landmarks"],
+                    "au": s["au"],
+                    "au_names": SYNTHETIC_AUS,
+                    "va": s["va"],
+                }
