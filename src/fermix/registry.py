@@ -80,6 +80,17 @@ DATASETS = Registry(
             "fermix.data.synthetic.dataset:SyntheticDataset",
             "procedural faces with known AUs, VA, domains and label noise (the embedded default)",
         ),
+        "synthetic_bias": Entry(
+            "fermix.data.synthetic.dataset:SyntheticDataset",
+            "synthetic preset: MixBasic-style withheld (style, class) cells, out-of-distribution test",
+        ),
+        "synthetic_noisy": Entry(
+            "fermix.data.synthetic.dataset:SyntheticDataset", "synthetic preset: 30% symmetric label noise"
+        ),
+        "synthetic_partial": Entry(
+            "fermix.data.synthetic.dataset:SyntheticDataset",
+            "synthetic preset: three disjoint single-task training sets (expr / au / va)",
+        ),
         "mixbasic": Entry(
             "fermix.data.datasets.mixbasic:MixBasicDataset",
             "CK+ / MMI / Oulu-CASIA aligned faces, emotion_labels.pkl and the bias100/bias90 fold CSVs (IERN)",

@@ -1,0 +1,1 @@
+"""Face preprocessing: detect, 68 landmarks, eye-based similarity alignment, crop, manifest."""
