@@ -38,7 +38,7 @@ def test_neutral_shape_has_68_points_in_ibug_layout_and_is_mirror_symmetric():
     np.testing.assert_allclose(NEUTRAL[face.MIRROR, 0], -NEUTRAL[:, 0], atol=1e-12)
     np.testing.assert_allclose(NEUTRAL[face.MIRROR, 1], NEUTRAL[:, 1], atol=1e-12)
     assert NEUTRAL[36, 0] < NEUTRAL[39, 0] < 0 < NEUTRAL[42, 0] < NEUTRAL[45, 0]  # eyes left to right
-    assert NEUTRAL[19, 1] < NEUTRAL[37, 1] < NEUTRAL[30, 1] < NEUTRAL[51, 1] < NEUTRAL[8, 1]  # brow, eye, nose, lip, chin
+    assert NEUTRAL[19, 1] < NEUTRAL[37, 1] < NEUTRAL[30, 1] < NEUTRAL[51, 1] < NEUTRAL[8, 1]  # brow>eye>nose>lip>chin
 
 
 @pytest.mark.parametrize("au", SYNTHETIC_AUS)

@@ -49,5 +49,5 @@ def test_a_damaged_complete_cache_is_one_sentence(tmp_path):
 
     store.load_or_build(CFG, tmp_path)
     (store.cache_folder(CFG, tmp_path) / "train_images.npy").write_bytes(b"garbage")
-    with pytest.raises(FermixError, match="synthetic cache .* is damaged"):
+    with pytest.raises(FermixError, match=r"synthetic cache .* is damaged"):
         store.load_or_build(CFG, tmp_path)
