@@ -43,6 +43,9 @@ class Capture:
 
 
 def _pts(points: np.ndarray) -> np.ndarray:
+    """Fixed-point int32 points for cv2 (already converted arrays pass through)."""
+    if points.dtype == np.int32:
+        return points
     return np.round(points * _ONE).astype(np.int32).reshape(-1, 1, 2)
 
 
@@ -51,9 +54,12 @@ def _fill(img: np.ndarray, points: np.ndarray, color: tuple[float, ...]) -> None
 
 
 def _line(
-    img: np.ndarray, points: np.ndarray, color: tuple[float, ...], thickness: float, closed: bool = False
+    img: np.ndarray, points: np.ndarray | list[np.ndarray], color: tuple[float, ...], thickness: float,
+    closed: bool = False,
 ) -> None:
-    cv2.polylines(img, [_pts(points)], closed, color, max(1, round(thickness)), cv2.LINE_AA, _SHIFT)
+    """One polyline, or several (a list) in one call."""
+    lines = [_pts(p) for p in points] if isinstance(points, list) else [_pts(points)]
+    cv2.polylines(img, lines, closed, color, max(1, round(thickness)), cv2.LINE_AA, _SHIFT)
 
 
 def _blend(img: np.ndarray, overlay: np.ndarray, alpha: float) -> None:
@@ -114,24 +120,22 @@ def draw_face(
             centre = eye_low + np.array([0.0, 0.09 * unit])
             axes = (round(0.09 * unit * _ONE), round(0.045 * unit * _ONE))
             cv2.ellipse(over, _pts(centre)[0, 0], axes, 0, 0, 360, _scaled(skin, 1.12), -1, cv2.LINE_AA, _SHIFT)
-            for dy in (-0.025, 0.0, 0.025):
-                start = corner + np.array([sign * 0.015, dy * 0.6]) * unit
-                _line(over, np.stack([start, start + np.array([sign * 0.05, dy * 1.4]) * unit]),
-                      _scaled(skin, 0.6), 0.012 * unit)  # fmt: skip
+            starts = corner + _CROW_START * [sign, 1.0] * unit
+            _line(over, list(np.stack([starts, starts + _CROW_STEP * [sign, 1.0] * unit], axis=1)),
+                  _scaled(skin, 0.6), 0.012 * unit)  # fmt: skip
         _blend(img, over, min(1.0, a6))
     if a4 > 0.05:
         over = img.copy()
         mid = 0.5 * (lm[21] + lm[22])
-        for dx in (-0.025, 0.025):
-            top = mid + np.array([dx, 0.005]) * unit
-            _line(over, np.stack([top, top + np.array([0.0, 0.07]) * unit]), _scaled(skin, 0.55), 0.014 * unit)
+        tops = mid + np.array([[-0.025, 0.005], [0.025, 0.005]]) * unit
+        _line(over, list(np.stack([tops, tops + np.array([0.0, 0.07 * unit])], axis=1)), _scaled(skin, 0.55),
+              0.014 * unit)  # fmt: skip
         _blend(img, over, min(1.0, a4))
     if a9 > 0.05:
         over = img.copy()
-        for t in (0.35, 0.55, 0.75):
-            c = lm[27] + t * (lm[29] - lm[27])
-            half = np.array([0.045 * unit, 0.0])
-            _line(over, np.stack([c - half, c + half]), _scaled(skin, 0.55), 0.012 * unit)
+        centres = lm[27] + np.array([[0.35], [0.55], [0.75]]) * (lm[29] - lm[27])
+        half = np.array([0.045 * unit, 0.0])
+        _line(over, list(np.stack([centres - half, centres + half], axis=1)), _scaled(skin, 0.55), 0.012 * unit)
         _blend(img, over, min(1.0, a9))
 
     # Nose: a soft bridge shadow and the nostril line.
@@ -141,8 +145,7 @@ def draw_face(
     # Eyes: sclera polygon, iris clipped to the lids, dark lid outline; then brows over them.
     for eye in (lm[36:42], lm[42:48]):
         _draw_eye(img, eye, ident.iris, unit)
-    for brow in (lm[17:22], lm[22:27]):
-        _line(img, brow, _scaled(hair, 0.9), 0.045 * unit)
+    _line(img, [lm[17:22], lm[22:27]], _scaled(hair, 0.9), 0.045 * unit)
 
     # Mouth: outer lips, then the dark interior (with teeth) when the lips part.
     _fill(img, lm[48:60], ident.lips)
@@ -151,37 +154,36 @@ def draw_face(
     if opening > 0.012 * unit:
         inner = lm[60:68]
         _fill(img, inner, (60.0, 20.0, 25.0))
-        teeth_h = min(0.45 * opening, 0.035 * unit)
-        teeth = np.concatenate([lm[60:65], (lm[60:65] + np.array([0.0, teeth_h]))[::-1]])
-        over = img.copy()
-        _fill(over, teeth, (235.0, 232.0, 220.0))
-        mask = np.zeros(img.shape[:2], np.uint8)
-        _fill(mask, inner, (255,))
-        img[mask > 127] = over[mask > 127]
+        # Teeth: a band under the upper lip, never below the lower lip.
+        top = lm[60:65]
+        low = lm[[60, 67, 66, 65, 64]]
+        bottom = np.minimum(top[:, 1] + min(0.45 * opening, 0.035 * unit), np.interp(top[:, 0], low[:, 0], low[:, 1]))
+        teeth = np.concatenate([top, np.stack([top[:, 0], bottom], axis=1)[::-1]])
+        _fill(img, teeth, (235.0, 232.0, 220.0))
     _line(img, lm[60:68], _scaled(ident.lips, 0.6), 0.012 * unit, closed=True)
 
 
+_CROW_START = np.array([[0.015, -0.015], [0.015, 0.0], [0.015, 0.015]])
+_CROW_STEP = np.array([[0.05, -0.035], [0.05, 0.0], [0.05, 0.035]])
+_CIRCLE = np.stack([np.cos(np.linspace(0, 2 * np.pi, 16, endpoint=False)),
+                    np.sin(np.linspace(0, 2 * np.pi, 16, endpoint=False))], axis=1)
+
+
 def _draw_eye(img: np.ndarray, eye: np.ndarray, iris: tuple[float, float, float], unit: float) -> None:
-    x0, y0 = np.floor(eye.min(0)).astype(int) - 2
-    x1, y1 = np.ceil(eye.max(0)).astype(int) + 3
-    h, w = img.shape[:2]
-    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-    if x1 <= x0 or y1 <= y0:
-        return
-    roi = img[y0:y1, x0:x1]
-    local = eye - [x0, y0]
-    mask = np.zeros(roi.shape[:2], np.uint8)
-    _fill(mask, local, (255,))
-    eyeball = roi.copy()
-    eyeball[:] = (238.0, 238.0, 232.0)
-    centre = local.mean(axis=0)
-    r = round(0.038 * unit * _ONE)
-    cv2.circle(eyeball, _pts(centre)[0, 0], r, iris, -1, cv2.LINE_AA, _SHIFT)
-    cv2.circle(eyeball, _pts(centre)[0, 0], max(1, r // 2), (15.0, 15.0, 15.0), -1, cv2.LINE_AA, _SHIFT)
-    alpha = (mask.astype(np.float32) / 255.0)[..., None]
-    roi[:] = alpha * eyeball + (1.0 - alpha) * roi
-    _line(roi, local[[0, 1, 2, 3]], (35.0, 25.0, 25.0), 0.02 * unit)
-    _line(roi, local[[3, 4, 5, 0]], (90.0, 70.0, 65.0), 0.01 * unit)
+    """Sclera polygon, then iris and pupil as circles clipped between the lid polylines, so the
+    eye's opening follows the lid landmarks; then the lids."""
+    _fill(img, eye, (238.0, 238.0, 232.0))
+    upper, lower = eye[[0, 1, 2, 3]], eye[[0, 5, 4, 3]]
+    centre = eye.mean(axis=0)
+    for radius, colour in ((0.038 * unit, iris), (0.019 * unit, (15.0, 15.0, 15.0))):
+        disc = centre + radius * _CIRCLE
+        disc[:, 0] = np.clip(disc[:, 0], eye[0, 0], eye[3, 0])
+        top = np.interp(disc[:, 0], upper[:, 0], upper[:, 1])
+        bottom = np.interp(disc[:, 0], lower[:, 0], lower[:, 1])
+        disc[:, 1] = np.minimum(np.maximum(disc[:, 1], top), bottom)
+        _fill(img, disc, colour)
+    _line(img, upper, (35.0, 25.0, 25.0), 0.02 * unit)
+    _line(img, lower, (90.0, 70.0, 65.0), 0.01 * unit)
 
 
 def capture(img: np.ndarray, style: DomainStyle, cap: Capture, rng: np.random.Generator) -> np.ndarray:
