@@ -61,3 +61,14 @@ def test_test_refuses_overrides_that_change_the_model(tmp_path):
 def test_python_dash_m_works(tmp_path):
     out = run_fermix(["--version"], tmp_path)
     assert out.returncode == 0 and out.stdout.startswith("fermix ")
+
+
+def test_help_lists_preprocess(tmp_path):
+    out = run_fermix(["--help"], tmp_path)
+    assert out.returncode == 0 and "preprocess" in out.stdout and "fermix preprocess dataset=" in out.stdout
+
+
+def test_preprocess_with_missing_root_is_one_sentence_in_a_fresh_process(tmp_path):
+    result = run_fermix(["preprocess", "dataset=imagefolder", "dataset.root=nowhere", "preprocess.out=out"], tmp_path)
+    assert_one_sentence_error(result, "dataset root nowhere does not exist")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # Hydra's files stay inside the output folder

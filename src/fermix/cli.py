@@ -22,6 +22,10 @@ from fermix.errors import FermixError
 JOBS: dict[str, tuple[str, str]] = {
     "train": ("fermix.engine.train:run_train", "train a method on a dataset (default: erm)"),
     "test": ("fermix.engine.testing:run_test", "evaluate a checkpoint: fermix test ckpt=PATH [split=val]"),
+    "preprocess": (
+        "fermix.preprocess.run:run_preprocess",
+        "detect, align and crop raw photos: fermix preprocess dataset=NAME [preprocess.out=DIR]",
+    ),
 }
 
 USAGE = f"""usage: fermix <command> [key=value ...]
@@ -29,15 +33,17 @@ USAGE = f"""usage: fermix <command> [key=value ...]
 fermix {__version__} — facial-expression recognition methods as plugins of one framework.
 
 commands:
-  train     {JOBS["train"][1]}
-  test      {JOBS["test"][1]}
-  list      list registered names: fermix list [methods|datasets|backbones]
+  train       {JOBS["train"][1]}
+  test        {JOBS["test"][1]}
+  preprocess  {JOBS["preprocess"][1]}
+  list        list registered names: fermix list [methods|datasets|backbones]
 
 Options are Hydra overrides, e.g.
   fermix train method=erm dataset=imagefolder dataset.root=PATH backbone=resnet18 trainer.max_epochs=20
   fermix train -m seed=1,2,3          (a multirun: one run per seed)
   fermix train --help                 (config groups and the composed config)
   fermix test ckpt=runs/erm_imagefolder/<run>/checkpoints/best.ckpt
+  fermix preprocess dataset=imagefolder dataset.root=PHOTOS preprocess.out=FACES   (then dataset.root=FACES)
 
 Set FERMIX_DEBUG=1 to see tracebacks.
 """

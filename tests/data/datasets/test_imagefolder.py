@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -318,3 +319,105 @@ def test_jpeg_images_round_trip_through_load(tmp_path):
     assert img.shape == (16, 16, 3)
     direct = cv2.cvtColor(cv2.imread(str(tmp_path / "happy" / "happy_000.jpg")), cv2.COLOR_BGR2RGB)
     assert np.array_equal(img, direct)
+
+
+# ---------------------------------------------------------------- raw input for `fermix preprocess`
+
+
+def test_raw_items_name_samples_by_path_without_suffix_with_class_and_split(tmp_path):
+    write_image_folder(tmp_path, classes=("happy", "sad"), splits={"train": 1, "test": 1}, ext=".jpg")
+    items = ImageFolderDataset.raw_items({"root": str(tmp_path)})
+    assert [i.sample_id for i in items] == [
+        "test/happy/happy_000", "test/sad/sad_000", "train/happy/happy_000", "train/sad/sad_000"
+    ]
+    first = items[0]
+    assert first.path == (tmp_path / "test" / "happy" / "happy_000.jpg").absolute()
+    assert (first.label, first.native_label, first.split, first.source, first.box) == (
+        "happy", "happy", "test", "imagefolder", None
+    )
+
+
+def test_raw_items_give_canonical_labels_and_keep_the_native_folder_name(tmp_path):
+    write_image_folder(tmp_path, classes=("Happiness", "angry"), per_class=1)
+    items = ImageFolderDataset.raw_items({"root": str(tmp_path), "label_space": "basic7"})
+    assert [(i.label, i.native_label) for i in items] == [("happy", "Happiness"), ("anger", "angry")]
+
+
+def test_raw_items_refuse_two_files_that_differ_only_by_suffix(tmp_path):
+    write_image_folder(tmp_path, classes=("happy",), per_class=1)
+    write_image_folder(tmp_path, classes=("happy",), per_class=1, ext=".jpg")
+    with pytest.raises(FermixError, match=r"would both be sample happy/happy_000; rename one"):
+        ImageFolderDataset.raw_items({"root": str(tmp_path)})
+
+
+# ---------------------------------------------------------------- a `fermix preprocess` output folder
+
+
+def _preprocessed(root: Path, label_space: dict | None, rows: list[tuple[str, str, str, bool]]) -> Path:
+    """root/images/<id>.png + manifest.csv [+ preprocess.json]; rows are (id, split, label, with landmarks)."""
+    from fermix.data.manifest import COLUMNS, landmark_fields
+
+    lines = [",".join(COLUMNS)]
+    for k, (sid, split, label, with_landmarks) in enumerate(rows):
+        image = np.full((24, 24, 3), 40 * k, dtype=np.uint8)
+        (root / "images").mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / "images" / f"{sid}.png"), image)
+        landmarks = np.arange(136, dtype=np.float32).reshape(68, 2) / 10 + k if with_landmarks else None
+        fields = landmark_fields(landmarks)
+        base = [sid, split, f"images/{sid}.png", label, label.upper(), "rafdb", f"s{k}"]
+        lines.append(",".join([*base, *(str(fields[c]) for c in COLUMNS[7:])]))
+    (root / "manifest.csv").write_text("\n".join(lines) + "\n")
+    if label_space is not None:
+        (root / "preprocess.json").write_text(json.dumps({"label_space": label_space}))
+    return root
+
+
+def test_manifest_in_root_is_picked_up_with_its_ids_sources_and_landmarks(tmp_path):
+    _preprocessed(tmp_path, None, [("a", "train", "sad", True), ("b", "test", "happy", True)])
+    ds = ImageFolderDataset({"root": str(tmp_path), "manifest": None})
+    rec = ds.records()
+    assert list(rec["sample_id"]) == ["a", "b"] and list(rec["split"]) == ["train", "test"]
+    assert list(rec["source"]) == ["rafdb", "rafdb"] and list(rec["subject"]) == ["s0", "s1"]
+    assert "landmarks" in ds.keys
+    sample = ds.load(rec.iloc[1])
+    assert set(sample) == ds.keys
+    assert sample["landmarks"].dtype == np.float32 and sample["landmarks"].shape == (68, 2)
+    assert np.allclose(sample["landmarks"], np.arange(136).reshape(68, 2) / 10 + 1)
+
+
+def test_landmarks_are_a_key_only_when_every_row_has_them(tmp_path):
+    _preprocessed(tmp_path, None, [("a", "train", "sad", True), ("b", "test", "happy", False)])
+    ds = ImageFolderDataset({"root": str(tmp_path)})
+    assert "landmarks" not in ds.keys and "landmarks" not in ds.load(ds.records().iloc[0])
+
+
+def test_label_space_comes_from_preprocess_json_when_not_configured(tmp_path):
+    _preprocessed(tmp_path, {"name": "basic7", "classes": []}, [("a", "train", "sad", True)])
+    ds = ImageFolderDataset({"root": str(tmp_path)})
+    assert ds.label_space == LABEL_SPACES["basic7"] and list(ds.records()["expr"]) == [2]
+
+
+def test_an_unregistered_recorded_label_space_keeps_its_class_order(tmp_path):
+    space = {"name": "imagefolder", "classes": ["sad", "happy", "never_seen"]}
+    _preprocessed(tmp_path, space, [("a", "train", "happy", True)])
+    ds = ImageFolderDataset({"root": str(tmp_path)})
+    assert ds.label_space.classes == ("sad", "happy", "never_seen") and list(ds.records()["expr"]) == [1]
+
+
+def test_configured_classes_win_over_the_recorded_label_space(tmp_path):
+    _preprocessed(tmp_path, {"name": "basic7", "classes": []}, [("a", "train", "sad", True)])
+    ds = ImageFolderDataset({"root": str(tmp_path), "classes": ["happy", "sad"]})
+    assert ds.label_space.classes == ("happy", "sad") and list(ds.records()["expr"]) == [1]
+
+
+def test_an_unreadable_preprocess_json_is_one_sentence(tmp_path):
+    _preprocessed(tmp_path, None, [("a", "train", "sad", True)])
+    (tmp_path / "preprocess.json").write_text("{not json")
+    with pytest.raises(FermixError, match=r"cannot read .*preprocess\.json.*set dataset\.label_space"):
+        ImageFolderDataset({"root": str(tmp_path)})
+
+
+def test_an_empty_manifest_label_means_unlabelled(tmp_path):
+    _preprocessed(tmp_path, None, [("a", "train", "sad", False), ("b", "train", "", False)])
+    ds = ImageFolderDataset({"root": str(tmp_path)})
+    assert ds.label_space.classes == ("sad",) and list(ds.records()["expr"]) == [0, -1]

@@ -1,32 +1,54 @@
 """Bring-your-own-data adapter: one folder per class, train/val/test folders, or a CSV manifest.
 
 Layouts, decided in this order:
-  (c) `manifest` set: a CSV with columns path,label[,split,subject];
+  (c) `manifest` set, or `root/manifest.csv` present: a CSV with columns path,label[,split,subject]
+      (optionally sample_id, source and the 136 landmark columns of fermix.data.manifest);
   (b) `root/train` exists: root/{train,val,test}/<class>/... (any subset of the split folders);
   (a) otherwise: root/<class>/... (one pool; the datamodule carves val/test).
-Class order comes from `classes`, else `label_space`, else the sorted class names found, so it is
-always written down, never left to the file system's listing order.
+Class order comes from `classes`, else `label_space`, else the label space recorded in a
+`preprocess.json` beside the manifest, else the sorted class names found, so it is always
+written down, never left to the file system's listing order.
+
+The folder layouts are also raw input for `fermix preprocess` (`raw_items`), and the folder that
+`fermix preprocess` writes (manifest.csv + preprocess.json + images/) is read back as layout (c),
+with `landmarks` among the keys when every row has them.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from fermix.data.images import IMAGE_EXTENSIONS, read_image
-from fermix.data.label_spaces import LabelSpace, get_label_space, map_label
+from fermix.data.label_spaces import LABEL_SPACES, LabelSpace, get_label_space, map_label
+from fermix.data.manifest import has_landmark_columns, landmarks_from_row
+from fermix.data.raw import RawItem
 from fermix.data.splits import SPLIT_ALIASES, SPLITS, normalise_split
 from fermix.errors import FermixError
 
 _IGNORED_NAMES = {"__MACOSX", "Thumbs.db", "desktop.ini"}
+AUTO_MANIFEST = "manifest.csv"  # picked up from the root when dataset.manifest is not set
+PREPROCESS_REPORT = "preprocess.json"
 
-# One entry per image found: (absolute path, native label, split or None, subject or None).
-_Entry = tuple[Path, str, str | None, str | None]
+
+@dataclass(frozen=True)
+class _Entry:
+    """One image found: its file, native label ("" = unlabelled) and what the layout tells about it."""
+
+    path: Path
+    label: str
+    split: str | None = None
+    subject: str | None = None
+    sample_id: str | None = None  # from a manifest's sample_id column; else derived from the path
+    source: str | None = None
+    landmarks: np.ndarray | None = None
 
 
 class ImageFolderDataset:
@@ -46,15 +68,19 @@ class ImageFolderDataset:
         self._classes = _class_list(classes) if classes else None
 
         manifest = cfg.get("manifest")
+        if not manifest and (self.root / AUTO_MANIFEST).is_file():
+            manifest = AUTO_MANIFEST
         if manifest:
             self._manifest: Path | None = _manifest_path(self.root, str(manifest))
             entries = self._scan_manifest(self._manifest)
+            if self._space is None and self._classes is None:
+                self._space = _recorded_label_space(self._manifest.parent / PREPROCESS_REPORT)
         elif (self.root / "train").is_dir():
             self._manifest = None
             entries = self._scan_split_folders()
         else:
             self._manifest = None
-            entries = [(p, label, None, None) for p, label in self._scan_class_folders(self.root)]
+            entries = [_Entry(p, label) for p, label in self._scan_class_folders(self.root)]
         if not entries:
             where = f"manifest {self._manifest}" if self._manifest else f"{self.root}"
             raise FermixError(
@@ -62,7 +88,17 @@ class ImageFolderDataset:
                 f"{'/'.join(e.lstrip('.') for e in self.extensions)} files, or set dataset.manifest=<csv>."
             )
         self.label_space = self._decide_label_space(entries)
+        self._entries = entries
         self._records = self._build_records(entries)
+        if all(e.landmarks is not None for e in entries):
+            self.keys = self.keys | {"landmarks"}
+
+    @classmethod
+    def raw_items(cls, cfg: Mapping[str, Any]) -> list[RawItem]:
+        """The images as raw photos for `fermix preprocess`: class = folder name (or manifest label),
+        split from split folders, sample_id = the path below root without its suffix."""
+        ds = cls(cfg)
+        return ds._raw_items()
 
     # ---------------------------------------------------------------- public API
 
@@ -73,12 +109,15 @@ class ImageFolderDataset:
     def load(self, row: Mapping[str, Any] | pd.Series) -> dict[str, Any]:
         """Read one sample as a dict in the project-wide key vocabulary."""
         subject = row["subject"]
-        return {
+        sample = {
             "image": read_image(row["path"]),
             "expr": int(row["expr"]),
             "sample_id": str(row["sample_id"]),
             "subject": "" if _missing(subject) else str(subject),
         }
+        if "landmarks" in self.keys:
+            sample["landmarks"] = np.array(row["landmarks"], dtype=np.float32).reshape(68, 2)
+        return sample
 
     def __len__(self) -> int:
         return len(self._records)
@@ -108,7 +147,7 @@ class ImageFolderDataset:
             if split in seen:
                 raise FermixError(f"both {seen[split]} and {split_dir} hold the {split} split; keep one.")
             seen[split] = split_dir
-            entries.extend((p, label, split, None) for p, label in self._scan_class_folders(split_dir))
+            entries.extend(_Entry(p, label, split) for p, label in self._scan_class_folders(split_dir))
         return entries
 
     def _scan_manifest(self, manifest: Path) -> list[_Entry]:
@@ -125,6 +164,7 @@ class ImageFolderDataset:
             )
         entries: list[_Entry] = []
         absent: list[Path] = []
+        with_landmarks = has_landmark_columns(table.columns)
         for rec in table.to_dict("records"):
             rel = str(rec["path"]).strip()
             if not rel:
@@ -138,7 +178,21 @@ class ImageFolderDataset:
             except FermixError as e:
                 raise FermixError(f"manifest {manifest}: {e}") from None
             subject = str(rec.get("subject") or "").strip() or None
-            entries.append((path, str(rec["label"]).strip(), split, subject))
+            try:
+                landmarks = landmarks_from_row(rec) if with_landmarks else None
+            except ValueError:
+                raise FermixError(f"manifest {manifest} has a non-numeric landmark value for {rel}.") from None
+            entries.append(
+                _Entry(
+                    path,
+                    str(rec["label"]).strip(),
+                    split,
+                    subject,
+                    sample_id=str(rec.get("sample_id") or "").strip() or None,
+                    source=str(rec.get("source") or "").strip() or None,
+                    landmarks=landmarks,
+                )
+            )
         if absent:
             first = absent[0]
             raise FermixError(f"manifest {manifest} lists {len(absent)} missing file(s), e.g. {first}.")
@@ -153,7 +207,7 @@ class ImageFolderDataset:
             return LabelSpace("imagefolder", tuple(self._classes))
         # Case-insensitive sort and de-duplication: "Sad" and "sad" are one class (lookup ignores case).
         labels: list[str] = []
-        for label in sorted({str(e[1]) for e in entries}, key=lambda x: (x.casefold(), x)):
+        for label in sorted({e.label for e in entries if e.label}, key=lambda x: (x.casefold(), x)):
             if not labels or labels[-1].casefold() != label.casefold():
                 labels.append(label)
         if self._manifest is not None and any(_as_int(x) is not None for x in labels):
@@ -189,36 +243,59 @@ class ImageFolderDataset:
         known = ", ".join(space.classes)
         raise FermixError(f"{where} is not a class of `{space.name}`; known classes: {known}.")
 
+    def _expr(self, entry: _Entry, index_of: dict[str, int]) -> int:
+        """Class index of an entry; -1 for an unlabelled manifest row (empty label)."""
+        if not entry.label and self._manifest is not None:
+            return -1
+        if entry.label not in index_of:
+            index_of[entry.label] = self._label_index(entry.label, entry.path)
+        return index_of[entry.label]
+
     def _build_records(self, entries: list[_Entry]) -> pd.DataFrame:
-        rows = []
         index_of: dict[str, int] = {}
-        for path, label, split, subject in entries:
-            if label not in index_of:
-                index_of[label] = self._label_index(label, path)
-            rows.append(
-                {
-                    "sample_id": _sample_id(self.root, path),
-                    "path": str(path.absolute()),
-                    "expr": index_of[label],
-                    "split": split,
-                    "subject": subject,
-                }
-            )
-        df = pd.DataFrame(
-            {
-                "sample_id": pd.Series([r["sample_id"] for r in rows], dtype=object),
-                "path": pd.Series([r["path"] for r in rows], dtype=object),
-                "expr": np.array([r["expr"] for r in rows], dtype=np.int64),
-                "split": pd.Series([r["split"] for r in rows], dtype=object),
-                "subject": pd.Series([r["subject"] for r in rows], dtype=object),
-                "source": pd.Series([self.name] * len(rows), dtype=object),
-            }
-        )
+        columns: dict[str, Any] = {
+            "sample_id": pd.Series([e.sample_id or _sample_id(self.root, e.path) for e in entries], dtype=object),
+            "path": pd.Series([str(e.path.absolute()) for e in entries], dtype=object),
+            "expr": np.array([self._expr(e, index_of) for e in entries], dtype=np.int64),
+            "split": pd.Series([e.split for e in entries], dtype=object),
+            "subject": pd.Series([e.subject for e in entries], dtype=object),
+            "source": pd.Series([e.source or self.name for e in entries], dtype=object),
+        }
+        if entries and all(e.landmarks is not None for e in entries):
+            columns["landmarks"] = pd.Series([e.landmarks for e in entries], dtype=object)
+        df = pd.DataFrame(columns)
         dupes = df["sample_id"][df["sample_id"].duplicated()]
         if len(dupes):
             where = self._manifest or self.root
             raise FermixError(f"image {dupes.iloc[0]} is listed more than once in {where}.")
         return df.sort_values("sample_id", kind="stable").reset_index(drop=True)
+
+    def _raw_items(self) -> list[RawItem]:
+        index_of: dict[str, int] = {}
+        items = []
+        for entry in self._entries:
+            expr = self._expr(entry, index_of)
+            rel = PurePosixPath(_sample_id(self.root, entry.path).lstrip("/"))
+            items.append(
+                RawItem(
+                    path=entry.path.absolute(),
+                    sample_id=rel.with_suffix("").as_posix() if rel.suffix else rel.as_posix(),
+                    label=self.label_space.classes[expr] if expr >= 0 else None,
+                    native_label=entry.label or None,
+                    split=entry.split,
+                    subject=entry.subject,
+                    source=entry.source or self.name,
+                )
+            )
+        seen: dict[str, Path] = {}
+        for item in items:
+            if item.sample_id in seen:
+                raise FermixError(
+                    f"{seen[item.sample_id]} and {item.path} would both be sample {item.sample_id}; "
+                    f"rename one, since preprocessed faces are named by path without suffix."
+                )
+            seen[item.sample_id] = item.path
+        return sorted(items, key=lambda it: it.sample_id)
 
 
 # -------------------------------------------------------------------- helpers
@@ -294,6 +371,25 @@ def _as_int(text: str) -> int | None:
         return int(str(text).strip())
     except ValueError:
         return None
+
+
+def _recorded_label_space(report: Path) -> LabelSpace | None:
+    """The label space a `fermix preprocess` run recorded in its preprocess.json, if there is one."""
+    if not report.is_file():
+        return None
+    try:
+        recorded = json.loads(report.read_text(encoding="utf-8")).get("label_space")
+    except (OSError, ValueError, AttributeError) as e:
+        raise FermixError(f"cannot read {report}: {e}; fix or delete it, or set dataset.label_space.") from e
+    if not isinstance(recorded, Mapping) or not recorded.get("name"):
+        return None
+    name = str(recorded["name"])
+    if name in LABEL_SPACES:
+        return get_label_space(name)
+    classes = recorded.get("classes")
+    if not isinstance(classes, list) or not classes:
+        raise FermixError(f"{report} records label space `{name}` without its classes; set dataset.classes=[...].")
+    return LabelSpace(name, tuple(str(c) for c in classes))
 
 
 def _missing(value: Any) -> bool:
