@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,8 @@ from fermix.data.synthetic.design import SPLITS, split_table
 from fermix.data.synthetic.generate import render_split
 from fermix.errors import FermixError
 from fermix.utils.io import atomic_path, atomic_write_json
+
+log = logging.getLogger("fermix")
 
 _META_FIELDS = ("cls", "domain", "subject", "blend_cls", "blend_w", "expr", "has_au", "has_va")
 
@@ -66,6 +69,7 @@ def load_or_build(cfg: SyntheticConfig, cache_dir: str | os.PathLike[str] | None
             raise FermixError(f"cannot create the synthetic cache folder {folder}: {e.strerror or e}.") from e
         with _lock(folder / ".lock"):
             if not _complete(folder):  # another process may have built it while we waited
+                log.info("generating synthetic faces into %s (once; later runs read this cache)", folder)
                 _write(folder, cfg, build_all(cfg))
     return _read(folder)
 
