@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fermix.data.datasets.common import dataset_root
 from fermix.data.images import read_image
 from fermix.data.label_spaces import LabelSpace, get_label_space, map_label
 from fermix.data.raw import RawItem
@@ -146,7 +147,7 @@ class _Options:
 
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any]) -> _Options:
-        root = _root(cfg.get("root"))
+        root = dataset_root(cfg.get("root"), "AffectNet")
         space = _label_space(cfg)
         validation_split = str(cfg.get("validation_split") or "test").strip().lower()
         if validation_split not in ("test", "val"):
@@ -178,13 +179,6 @@ def _label_space(cfg: Mapping[str, Any]) -> LabelSpace:
     return get_label_space("basic7" if classes == "7" else "basic8")
 
 
-def _root(value: Any) -> Path:
-    if value is None or str(value).strip() == "":
-        raise FermixError("dataset.root is not set; set dataset.root=/path/to/AffectNet.")
-    root = Path(str(value)).expanduser()
-    if not root.is_dir():
-        raise FermixError(f"dataset root {root} does not exist or is not a directory; set dataset.root=...")
-    return root
 
 
 def _pick_dir(root: Path, value: Any, candidates: tuple[str, ...], marker: str | None, key: str) -> Path:

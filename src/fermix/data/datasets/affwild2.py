@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from fermix.data.action_units import AFFWILD2_AUS
+from fermix.data.datasets.common import dataset_root
 from fermix.data.images import read_image
 from fermix.data.label_spaces import LabelSpace, get_label_space, map_label
 from fermix.errors import FermixError
@@ -56,7 +57,7 @@ class AffWild2Dataset:
     au_names: tuple[str, ...] = AFFWILD2_AUS
 
     def __init__(self, cfg: Mapping[str, Any]) -> None:
-        self.root = _root(cfg.get("root"))
+        self.root = dataset_root(cfg.get("root"), "Aff-Wild2")
         self.tasks = _tasks(cfg.get("tasks", TASKS))
         self.label_space: LabelSpace = get_label_space("basic7")
         validation_split = str(cfg.get("validation_split") or "val").strip().lower()
@@ -177,13 +178,6 @@ class AffWild2Dataset:
 # -------------------------------------------------------------------- helpers
 
 
-def _root(value: Any) -> Path:
-    if value is None or str(value).strip() == "":
-        raise FermixError("dataset.root is not set; set dataset.root=/path/to/Aff-Wild2.")
-    root = Path(str(value)).expanduser()
-    if not root.is_dir():
-        raise FermixError(f"dataset root {root} does not exist or is not a directory; set dataset.root=...")
-    return root
 
 
 def _tasks(value: Any) -> tuple[str, ...]:

@@ -12,11 +12,18 @@ sequences are skipped. Contempt is kept only in a label space that has it (basic
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from fermix.data.datasets.common import (
+    count_option,
+    dataset_root,
+    natural_key,
+    raw_layout_message,
+    visible_dirs,
+    visible_files,
+)
 from fermix.data.images import is_image_file
 from fermix.data.label_spaces import LabelSpace, get_label_space, map_label
 from fermix.data.raw import RawItem
@@ -27,7 +34,6 @@ log = logging.getLogger("fermix")
 # CK+'s emotion codes, in code order (the published Emotion/ README table).
 EMOTION_CODES: tuple[str, ...] = ("neutral", "anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
 SOURCE = "CKPlus"
-_IGNORED = {"__MACOSX", "Thumbs.db", "desktop.ini"}
 
 
 class CKPlusDataset:
@@ -109,14 +115,6 @@ def _frames(folder: Path) -> list[Path]:
     return sorted((p for p in visible_files(folder) if is_image_file(p)), key=natural_key)
 
 
-def raw_layout_message(name: str) -> str:
-    """Why a raw layout cannot be trained on directly, and what to run instead."""
-    return (
-        f"{name} is a raw layout; run `fermix preprocess dataset={name}` and train on its output "
-        f"(dataset=imagefolder dataset.root=...)."
-    )
-
-
 def _read_emotion(seq_dir: Path) -> int | None:
     """The sequence's emotion code, or None when its folder has no *_emotion.txt."""
     files = sorted(p for p in visible_files(seq_dir) if p.name.endswith("_emotion.txt"))
@@ -132,43 +130,3 @@ def _read_emotion(seq_dir: Path) -> int | None:
     if value != round(value) or not 0 <= value < len(EMOTION_CODES):
         raise FermixError(f"CK+ emotion file {files[0]} holds {value:g}, which is not a CK+ emotion code (0..7).")
     return int(value)
-
-
-# Helpers shared with the Oulu-CASIA reader (the other raw sequence layout).
-
-
-def dataset_root(value: Any, what: str) -> Path:
-    if value is None or str(value).strip() == "":
-        raise FermixError(f"dataset.root is not set; set dataset.root=/path/to/{what}.")
-    root = Path(str(value)).expanduser()
-    if not root.is_dir():
-        raise FermixError(f"dataset root {root} does not exist or is not a directory; set dataset.root=...")
-    return root
-
-
-def count_option(value: Any, key: str, minimum: int) -> int:
-    """An integer option >= minimum (3, not 3.0 or true)."""
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        n = -1
-    if n < minimum or str(value).strip() != str(n):
-        raise FermixError(f"dataset.{key}={value} must be an integer >= {minimum}.")
-    return n
-
-
-def _hidden(path: Path) -> bool:
-    return path.name.startswith(".") or path.name in _IGNORED
-
-
-def visible_dirs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not _hidden(p))
-
-
-def visible_files(folder: Path) -> list[Path]:
-    return [p for p in folder.iterdir() if p.is_file() and not _hidden(p)]
-
-
-def natural_key(path: Path) -> tuple[Any, ...]:
-    """Sort key that orders frame names by their numbers (2 before 10), whatever the padding."""
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name))

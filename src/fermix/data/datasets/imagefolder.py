@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fermix.data.datasets.common import dataset_root, is_hidden, visible_dirs
 from fermix.data.images import IMAGE_EXTENSIONS, read_image
 from fermix.data.label_spaces import LABEL_SPACES, LabelSpace, get_label_space, map_label
 from fermix.data.manifest import has_landmark_columns, landmarks_from_row
@@ -33,7 +34,6 @@ from fermix.data.raw import RawItem
 from fermix.data.splits import SPLIT_ALIASES, SPLITS, normalise_split
 from fermix.errors import FermixError
 
-_IGNORED_NAMES = {"__MACOSX", "Thumbs.db", "desktop.ini"}
 AUTO_MANIFEST = "manifest.csv"  # picked up from the root when dataset.manifest is not set
 PREPROCESS_REPORT = "preprocess.json"
 
@@ -58,7 +58,7 @@ class ImageFolderDataset:
     keys: frozenset[str] = frozenset({"image", "expr", "sample_id", "subject"})
 
     def __init__(self, cfg: Mapping[str, Any]) -> None:
-        self.root = _root(cfg.get("root"))
+        self.root = dataset_root(cfg.get("root"), "images")
         self.extensions = _extensions(cfg.get("extensions"))
         named_space = cfg.get("label_space")
         classes = cfg.get("classes")
@@ -127,7 +127,7 @@ class ImageFolderDataset:
     def _scan_class_folders(self, folder: Path) -> list[tuple[Path, str]]:
         """(path, class folder name) for every image under folder/<class>/ (recursively)."""
         found: list[tuple[Path, str]] = []
-        for class_dir in _visible_dirs(folder):
+        for class_dir in visible_dirs(folder):
             images = sorted(p for p in _walk_files(class_dir) if p.suffix.lower() in self.extensions)
             if not images:
                 raise FermixError(
@@ -140,7 +140,7 @@ class ImageFolderDataset:
     def _scan_split_folders(self) -> list[_Entry]:
         entries: list[_Entry] = []
         seen: dict[str, Path] = {}
-        for split_dir in _visible_dirs(self.root):
+        for split_dir in visible_dirs(self.root):
             split = SPLIT_ALIASES.get(split_dir.name.lower(), split_dir.name.lower())
             if split not in SPLITS:
                 continue  # other folders beside train/val/test are not part of the dataset
@@ -301,13 +301,6 @@ class ImageFolderDataset:
 # -------------------------------------------------------------------- helpers
 
 
-def _root(value: Any) -> Path:
-    if value is None or str(value).strip() == "":
-        raise FermixError("dataset.root is not set; set dataset.root=/path/to/images.")
-    root = Path(str(value)).expanduser()
-    if not root.is_dir():
-        raise FermixError(f"dataset root {root} does not exist or is not a directory; set dataset.root=...")
-    return root
 
 
 def _extensions(value: Any) -> tuple[str, ...]:
@@ -341,20 +334,12 @@ def _manifest_path(root: Path, value: str) -> Path:
     return path
 
 
-def _hidden(path: Path) -> bool:
-    return path.name.startswith(".") or path.name in _IGNORED_NAMES
-
-
-def _visible_dirs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not _hidden(p))
-
-
 def _walk_files(folder: Path) -> Iterable[Path]:
     """Files under folder, skipping hidden files and descending into no hidden folder."""
     for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not _hidden(Path(d)))
+        dirnames[:] = sorted(d for d in dirnames if not is_hidden(Path(d)))
         for f in filenames:
-            if not _hidden(Path(f)):
+            if not is_hidden(Path(f)):
                 yield Path(dirpath) / f
 
 

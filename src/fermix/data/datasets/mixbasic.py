@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fermix.data.datasets.common import dataset_root
 from fermix.data.images import IMAGE_EXTENSIONS, read_image
 from fermix.data.label_spaces import get_label_space, map_label
 from fermix.data.safe_pickle import restricted_load
@@ -226,11 +227,7 @@ class MixBasicDataset:
 
 
 def _root(value: Any) -> Path:
-    if value is None or str(value).strip() == "":
-        raise FermixError("dataset.root is not set; set dataset.root=/path/to/MixBasic.")
-    root = Path(str(value)).expanduser()
-    if not root.is_dir():
-        raise FermixError(f"mixbasic: dataset root {root} does not exist or is not a directory; set dataset.root=...")
+    root = dataset_root(value, "MixBasic", name="mixbasic")
     if not (root / LABELS_FILE).is_file() and (root / "MixBasic" / LABELS_FILE).is_file():
         return root / "MixBasic"  # the folder that holds MixBasic/ works too
     if not (root / LABELS_FILE).is_file():

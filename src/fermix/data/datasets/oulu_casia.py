@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fermix.data.datasets.ckplus import (
+from fermix.data.datasets.common import (
     count_option,
     dataset_root,
     natural_key,

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fermix.data.datasets.common import dataset_root
 from fermix.data.images import read_image
 from fermix.data.label_spaces import get_label_space, map_label
 from fermix.data.raw import RawItem
@@ -167,11 +168,7 @@ class RAFDBDataset:
 
 def resolve_root(value: Any) -> Path:
     """RAF-DB's `basic` folder, given it or the folder that holds it."""
-    if value is None or str(value).strip() == "":
-        raise FermixError("dataset.root is not set; set dataset.root=/path/to/RAF-DB/basic.")
-    root = Path(str(value)).expanduser()
-    if not root.is_dir():
-        raise FermixError(f"rafdb: dataset root {root} does not exist or is not a directory; set dataset.root=...")
+    root = dataset_root(value, "RAF-DB/basic", name="rafdb")
     if not (root / LABEL_FILE).is_file() and (root / "basic" / LABEL_FILE).is_file():
         return root / "basic"
     if not (root / LABEL_FILE).is_file():
