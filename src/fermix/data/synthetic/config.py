@@ -16,7 +16,7 @@ from typing import Any
 from fermix.errors import FermixError
 
 # Bump when a change to the face model, renderer or design makes old caches wrong.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 FOLDS = ("v1", "v2", "v3")
 

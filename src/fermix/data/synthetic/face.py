@@ -148,18 +148,20 @@ def au_points(name: str) -> set[int]:
     return {int(i) for i in np.flatnonzero(np.abs(AU_DISPLACEMENT[AU_INDEX[name]]).sum(axis=1))}
 
 
-def apply_aus(shape: np.ndarray, intensity: np.ndarray, side_gain: np.ndarray | None = None,
-              scale: float = 1.0) -> np.ndarray:  # fmt: skip
-    """Deform a shape by AU intensities (A,). `side_gain` (A×2: image-left, image-right) makes an
-    AU one-sided; `scale` follows the face size so a wider face moves proportionally."""
+def apply_aus(
+    shape: np.ndarray, intensity: np.ndarray, side_gain: np.ndarray | None = None, scale: float | np.ndarray = 1.0
+) -> np.ndarray:
+    """Deform shapes (…×68×2) by AU intensities (…×16). `side_gain` (…×16×2: image-left,
+    image-right) makes an AU one-sided; `scale` follows the face size so a wider face moves
+    proportionally. Leading dimensions broadcast, so a whole split deforms in one call."""
+    intensity = np.asarray(intensity, dtype=np.float64)
     if side_gain is None:
-        weights = np.broadcast_to(intensity[:, None], AU_SIDE.shape)
+        left = right = both = intensity
     else:
-        left = intensity * side_gain[:, 0]
-        right = intensity * side_gain[:, 1]
-        both = intensity * side_gain.mean(axis=1)
-        weights = np.where(AU_SIDE < 0, left[:, None], np.where(AU_SIDE > 0, right[:, None], both[:, None]))
-    return shape + scale * np.einsum("ap,apk->pk", weights, AU_DISPLACEMENT)
+        left, right = intensity * side_gain[..., 0], intensity * side_gain[..., 1]
+        both = intensity * side_gain.mean(axis=-1)
+    weights = np.where(AU_SIDE < 0, left[..., None], np.where(AU_SIDE > 0, right[..., None], both[..., None]))
+    return shape + np.asarray(scale)[..., None, None] * np.einsum("...ap,apk->...pk", weights, AU_DISPLACEMENT)
 
 
 # --- expressions ---------------------------------------------------------------------------
@@ -203,20 +205,25 @@ HAIR = slice(13, 45)  # closed outline of the hair mass behind the head
 NECK = slice(45, 49)
 
 
-def head_points(ident: Identity, shape: np.ndarray) -> np.ndarray:
-    """Extra outline points posed together with the landmarks (49×2)."""
-    left, right = shape[0], shape[16]
-    cx, top = 0.5 * (left[0] + right[0]), 0.5 * (left[1] + right[1])
-    a = 0.5 * (right[0] - left[0])
-    b = top - (ident.eye_y - 0.55)
-    theta = np.linspace(0.0, np.pi, 13)
-    forehead = np.stack([cx + a * np.cos(theta), top - b * np.sin(theta)], axis=1)
-    phi = np.linspace(0.0, 2 * np.pi, 32, endpoint=False)
-    if ident.long_hair:
-        hair = np.stack([cx + 1.22 * a * np.cos(phi), 0.05 - 0.95 * np.sin(phi)], axis=1)
-        hair[:, 1] = np.minimum(hair[:, 1], ident.chin_y - 0.05)
-    else:
-        hair = np.stack([cx + 1.1 * a * np.cos(phi), top - 0.2 - 1.0 * b * np.sin(phi)], axis=1)
-        hair[:, 1] = np.minimum(hair[:, 1], top + 0.05)
-    neck = np.array([[-0.27, ident.chin_y - 0.15], [0.27, ident.chin_y - 0.15], [0.33, 1.2], [-0.33, 1.2]])
-    return np.concatenate([forehead, hair, neck])
+_ARC = np.linspace(0.0, np.pi, 13)
+_RING = np.linspace(0.0, 2 * np.pi, 32, endpoint=False)
+
+
+def head_points(shape: np.ndarray, eye_y: np.ndarray, chin_y: np.ndarray, long_hair: np.ndarray) -> np.ndarray:
+    """Outline points posed together with the landmarks: N×49×2 for N shapes (N×68×2)."""
+    left, right = shape[:, 0], shape[:, 16]
+    cx, top = 0.5 * (left[:, 0] + right[:, 0]), 0.5 * (left[:, 1] + right[:, 1])
+    a = 0.5 * (right[:, 0] - left[:, 0])
+    b = top - (eye_y - 0.55)
+    col = np.s_[:, None]
+    forehead = np.stack([cx[col] + a[col] * np.cos(_ARC), top[col] - b[col] * np.sin(_ARC)], axis=-1)
+    long_x = cx[col] + 1.22 * a[col] * np.cos(_RING)
+    long_y = np.minimum(0.05 - 0.95 * np.sin(_RING), chin_y[col] - 0.05)
+    short_x = cx[col] + 1.1 * a[col] * np.cos(_RING)
+    short_y = np.minimum(top[col] - 0.2 - b[col] * np.sin(_RING), top[col] + 0.05)
+    hair = np.where(long_hair[:, None, None], np.stack([long_x, long_y], -1), np.stack([short_x, short_y], -1))
+    neck = np.zeros((len(shape), 4, 2))
+    neck[:, :, 0] = [-0.27, 0.27, 0.33, -0.33]
+    neck[:, :2, 1] = (chin_y - 0.15)[:, None]
+    neck[:, 2:, 1] = 1.2
+    return np.concatenate([forehead, hair, neck], axis=1)

@@ -21,6 +21,11 @@ _HAIR = ((30, 25, 20), (70, 45, 30), (120, 80, 40), (200, 170, 110), (95, 90, 88
 _IRIS = ((70, 50, 35), (60, 90, 125), (80, 110, 70), (45, 35, 30))
 
 
+def _clamp(a: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """np.clip without its slow dispatch (it dominated small-array profiles)."""
+    return np.minimum(np.maximum(a, lo), hi)
+
+
 @dataclass
 class SplitArrays:
     """A generated split: images and per-sample ground truth, row-aligned with its SplitTable."""
@@ -62,99 +67,146 @@ def identity(seed: int, subject: int) -> face.Identity:
         mouth_y=d.mouth_y + 0.02 * g[10],
         mouth_w=d.mouth_w * (1 + 0.06 * g[11]),
         shape_noise=rng.normal(0.0, 0.005, (face.NUM_POINTS, 2)),
-        skin=tuple(float(x) for x in np.clip(skin, 0, 255)),  # type: ignore[arg-type]
+        skin=tuple(float(x) for x in _clamp(skin, 0.0, 255.0)),  # type: ignore[arg-type]
         hair=tuple(float(x) for x in _HAIR[rng.integers(len(_HAIR))]),  # type: ignore[arg-type]
         iris=tuple(float(x) for x in _IRIS[rng.integers(len(_IRIS))]),  # type: ignore[arg-type]
-        lips=tuple(float(x) for x in np.clip(skin * np.array([0.85, 0.55, 0.55]) + [25, 0, 5], 0, 255)),  # type: ignore[arg-type]
+        lips=tuple(float(x) for x in _clamp(skin * np.array([0.85, 0.55, 0.55]) + [25, 0, 5], 0.0, 255.0)),  # type: ignore[arg-type]
         long_hair=bool(rng.random() < 0.4),
     )
 
 
-def expression_aus(cfg: SyntheticConfig, names: list[str], cls: int, blend_cls: int, blend_w: float,
-                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None, float]:  # fmt: skip
-    """(AU intensities (16,), one-sided gains or None, expression intensity t)."""
-    t = rng.uniform(*cfg.intensity)
-    proto = face.prototype_vector(names[cls])
-    if blend_cls >= 0:
-        proto = blend_w * proto + (1.0 - blend_w) * face.prototype_vector(names[blend_cls])
-    jitter = 1.0 + cfg.au_jitter * rng.standard_normal(len(SYNTHETIC_AUS))
-    intensity = proto * t * jitter
-    spontaneous = (proto == 0) & (rng.random(len(SYNTHETIC_AUS)) < cfg.au_spontaneous)
-    intensity[spontaneous] = rng.uniform(0.0, 0.3, int(spontaneous.sum()))
-    intensity = np.clip(intensity, 0.0, 1.0)
-    side = None
-    one_sided = [n for n in (names[cls], names[blend_cls] if blend_cls >= 0 else "") if n in face.ONE_SIDED]
-    if one_sided:
-        side = np.ones((len(SYNTHETIC_AUS), 2))
-        keep = int(rng.integers(2))  # which side of the face carries the unilateral AUs
-        for au in face.ONE_SIDED[one_sided[0]]:
-            side[face.AU_INDEX[au], 1 - keep] = 0.0
-    return intensity, side, t
+# Per-sample random draws: every number a sample needs comes from its own generator, seeded by
+# (seed, split, index), as one vector of uniforms and one of normals, so the geometry of a whole
+# split is then computed in a handful of array operations.
+_U_T, _U_SPONT, _U_SPONT_VAL, _U_SIDE = 0, slice(1, 17), slice(17, 33), 33
+_U_YAW, _U_SCALE, _U_LIGHT_ANGLE, _U_LIGHT, _U_BLUR, _U_NOISE, _U_JPEG = 34, 35, 36, 37, 38, 39, 40
+_N_UNIFORM = 41
+_G_JITTER, _G_VA, _G_ROT, _G_SHIFT = slice(0, 16), slice(16, 18), 18, slice(19, 21)
+_N_NORMAL = 21
 
 
-def valence_arousal(cfg: SyntheticConfig, names: list[str], cls: int, blend_cls: int, blend_w: float, t: float,
-                    rng: np.random.Generator) -> np.ndarray:  # fmt: skip
-    va = np.asarray(face.CIRCUMPLEX[names[cls]]) * t
-    if blend_cls >= 0:
-        va = blend_w * va + (1.0 - blend_w) * np.asarray(face.CIRCUMPLEX[names[blend_cls]]) * t
-    return np.clip(va + cfg.va_noise * rng.standard_normal(2), -1.0, 1.0)
+@dataclass
+class _Draws:
+    uniform: np.ndarray  # N×41
+    normal: np.ndarray  # N×21
+    rngs: list[np.random.Generator]  # for what is drawn while rendering (background, noise)
 
 
-def _pose(points: np.ndarray, cfg: SyntheticConfig, rng: np.random.Generator) -> np.ndarray:
-    """Yaw squeeze, then rotation/scale about the face centre, then translation (normalised units)."""
-    yaw = rng.uniform(-cfg.yaw, cfg.yaw)
-    p = points.copy()
-    p[:, 0] = p[:, 0] * (1.0 - 0.45 * yaw * np.clip(p[:, 0], -1, 1))
-    p[:, 0] += 0.08 * yaw * np.exp(-((p[:, 0] / 0.3) ** 2))  # the nose region turns with the head
-    angle = np.deg2rad(np.clip(rng.normal(0.0, cfg.rotation), -2.5 * cfg.rotation, 2.5 * cfg.rotation))
-    s = rng.uniform(*cfg.scale)
-    c, si = np.cos(angle) * s, np.sin(angle) * s
-    centre = np.array([0.0, 0.1])
-    q = p - centre
-    p = np.stack([c * q[:, 0] - si * q[:, 1], si * q[:, 0] + c * q[:, 1]], axis=1) + centre
-    return p + rng.normal(0.0, cfg.translate, 2) - [0.0, 0.08]
+def _draws(cfg: SyntheticConfig, split: str, start: int, stop: int) -> _Draws:
+    n = stop - start
+    uniform, normal, rngs = np.empty((n, _N_UNIFORM)), np.empty((n, _N_NORMAL)), []
+    for j, i in enumerate(range(start, stop)):
+        rng = np.random.default_rng([cfg.seed, 5, SPLIT_CODE[split], i])
+        uniform[j] = rng.random(_N_UNIFORM)
+        normal[j] = rng.standard_normal(_N_NORMAL)
+        rngs.append(rng)
+    return _Draws(uniform, normal, rngs)
 
 
-def render_sample(cfg: SyntheticConfig, table: SplitTable, index: int, names: list[str], styles: list) -> tuple:
-    """One sample: (image uint8 H×W×3, landmarks 68×2 px, AU intensities (16,), VA (2,))."""
-    rng = np.random.default_rng([cfg.seed, 5, SPLIT_CODE[table.split], index])
-    cls, blend, w = int(table.cls[index]), int(table.blend_cls[index]), float(table.blend_w[index])
-    ident, neutral = person(cfg.seed, int(table.subject[index]))
-    style = styles[int(table.domain[index])]
-    au, side, t = expression_aus(cfg, names, cls, blend, w, rng)
-    va = valence_arousal(cfg, names, cls, blend, w, t, rng)
+def _blend(table_a: np.ndarray, cls: np.ndarray, blend_cls: np.ndarray, blend_w: np.ndarray) -> np.ndarray:
+    """Rows of a per-class table, mixed with the blend class's row where a sample is ambiguous."""
+    out = table_a[cls]
+    blended = blend_cls >= 0
+    w = blend_w[blended, None]
+    out[blended] = w * out[blended] + (1.0 - w) * table_a[blend_cls[blended]]
+    return out
 
-    shape = face.apply_aus(neutral, au, side, scale=ident.face_w / face.Identity.face_w)
-    head = face.head_points(ident, shape)
-    posed = _pose(np.concatenate([shape, head]), cfg, rng)
-    size = cfg.image_size
-    px = (posed + 1.0) * (size / 2.0) - 0.5
-    lm, head_px = px[: face.NUM_POINTS], px[face.NUM_POINTS :]
 
-    img = background(style, size, rng)
-    draw_face(img, lm, head_px, ident, dict(zip(SYNTHETIC_AUS, au, strict=True)), unit=size / 2.0)
-    cap = Capture(
-        light_angle=rng.uniform(0, 2 * np.pi),
-        light_strength=rng.uniform(0, cfg.lighting),
-        blur=style.blur * rng.uniform(0.7, 1.3),
-        noise=style.noise * rng.uniform(0.7, 1.3),
-        jpeg=int(np.clip(style.jpeg + rng.integers(-5, 6), 10, 100)) if style.jpeg else 0,
+@dataclass
+class Geometry:
+    """Everything about a run of samples except pixels."""
+
+    landmarks: np.ndarray  # N×68×2 pixel coordinates
+    head: np.ndarray  # N×49×2 pixel coordinates (outline points)
+    au: np.ndarray  # N×16 intensities
+    va: np.ndarray  # N×2
+
+
+def geometry(cfg: SyntheticConfig, table: SplitTable, d: _Draws, start: int, stop: int) -> Geometry:
+    names = class_names(cfg)
+    rows = slice(start, stop)
+    cls, blend_cls, blend_w = table.cls[rows], table.blend_cls[rows], table.blend_w[rows]
+    u, g = d.uniform, d.normal
+
+    # Expression: prototype (blended) x intensity x jitter, weak spontaneous AUs elsewhere.
+    t = cfg.intensity[0] + (cfg.intensity[1] - cfg.intensity[0]) * u[:, _U_T]
+    proto = _blend(np.stack([face.prototype_vector(c) for c in names]), cls, blend_cls, blend_w)
+    au = proto * t[:, None] * (1.0 + cfg.au_jitter * g[:, _G_JITTER])
+    spontaneous = (proto == 0) & (u[:, _U_SPONT] < cfg.au_spontaneous)
+    au = _clamp(np.where(spontaneous, 0.3 * u[:, _U_SPONT_VAL], au), 0.0, 1.0)
+    side = np.ones((len(cls), len(SYNTHETIC_AUS), 2))
+    for name, aus in face.ONE_SIDED.items():
+        if name in names:
+            k = names.index(name)
+            one_sided = np.flatnonzero((cls == k) | (blend_cls == k))
+            off = (u[one_sided, _U_SIDE] >= 0.5).astype(int)  # which side of the face stays still
+            for a in aus:
+                side[one_sided, face.AU_INDEX[a], off] = 0.0
+
+    va_dir = _blend(np.array([face.CIRCUMPLEX[c] for c in names]), cls, blend_cls, blend_w)
+    va = _clamp(va_dir * t[:, None] + cfg.va_noise * g[:, _G_VA], -1.0, 1.0)
+
+    # Shape: each subject's neutral face, deformed by the AUs, then the head outline.
+    people = [person(cfg.seed, int(s)) for s in table.subject[rows]]
+    neutral = np.stack([p[1] for p in people])
+    width = np.array([p[0].face_w for p in people]) / face.Identity.face_w
+    shape = face.apply_aus(neutral, au, side, scale=width)
+    head = face.head_points(
+        shape,
+        eye_y=np.array([p[0].eye_y for p in people]),
+        chin_y=np.array([p[0].chin_y for p in people]),
+        long_hair=np.array([p[0].long_hair for p in people]),
     )
-    image = capture(img, style, cap, rng)
-    return image, lm.astype(np.float32), au.astype(np.float32), va.astype(np.float32)
+    posed = _pose(np.concatenate([shape, head], axis=1), cfg, u, g)
+    px = (posed + 1.0) * (cfg.image_size / 2.0) - 0.5
+    return Geometry(px[:, : face.NUM_POINTS], px[:, face.NUM_POINTS :], au, va)
+
+
+def _pose(points: np.ndarray, cfg: SyntheticConfig, u: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Yaw squeeze, then rotation/scale about the face centre, then translation (normalised units)."""
+    col = np.s_[:, None]
+    yaw = (2.0 * u[:, _U_YAW] - 1.0) * cfg.yaw
+    x = points[..., 0]
+    x = x * (1.0 - 0.45 * yaw[col] * _clamp(x, -1.0, 1.0))
+    x = x + 0.08 * yaw[col] * np.exp(-((x / 0.3) ** 2))  # the nose region turns with the head
+    angle = np.deg2rad(_clamp(cfg.rotation * g[:, _G_ROT], -2.5 * cfg.rotation, 2.5 * cfg.rotation))
+    s = cfg.scale[0] + (cfg.scale[1] - cfg.scale[0]) * u[:, _U_SCALE]
+    c, si = np.cos(angle) * s, np.sin(angle) * s
+    qx, qy = x, points[..., 1] - 0.1
+    shift = cfg.translate * g[:, _G_SHIFT]
+    out = np.empty_like(points)
+    out[..., 0] = c[col] * qx - si[col] * qy + shift[:, 0, None]
+    out[..., 1] = si[col] * qx + c[col] * qy + 0.1 + shift[:, 1, None] - 0.08
+    return out
 
 
 def render_split(cfg: SyntheticConfig, table: SplitTable, start: int = 0, stop: int | None = None) -> SplitArrays:
     """Render rows [start, stop) of a split."""
     stop = len(table) if stop is None else stop
     n, size = stop - start, cfg.image_size
-    out = SplitArrays(
-        images=np.empty((n, size, size, 3), np.uint8),
-        landmarks=np.empty((n, face.NUM_POINTS, 2), np.float32),
-        au_intensity=np.empty((n, len(SYNTHETIC_AUS)), np.float32),
-        va=np.empty((n, 2), np.float32),
+    draws = _draws(cfg, table.split, start, stop)
+    geo = geometry(cfg, table, draws, start, stop)
+    styles = domain_styles(cfg)
+    images = np.empty((n, size, size, 3), np.uint8)
+    u = draws.uniform
+    for j in range(n):
+        i = start + j
+        rng = draws.rngs[j]
+        style = styles[int(table.domain[i])]
+        ident = person(cfg.seed, int(table.subject[i]))[0]
+        img = background(style, size, rng)
+        draw_face(img, geo.landmarks[j], geo.head[j], ident, geo.au[j], unit=size / 2.0)
+        cap = Capture(
+            light_angle=2 * np.pi * u[j, _U_LIGHT_ANGLE],
+            light_strength=cfg.lighting * u[j, _U_LIGHT],
+            blur=style.blur * (0.7 + 0.6 * u[j, _U_BLUR]),
+            noise=style.noise * (0.7 + 0.6 * u[j, _U_NOISE]),
+            jpeg=min(100, max(10, style.jpeg + int(11 * u[j, _U_JPEG]) - 5)) if style.jpeg else 0,
+        )
+        images[j] = capture(img, style, cap, rng)
+    return SplitArrays(
+        images=images,
+        landmarks=geo.landmarks.astype(np.float32),
+        au_intensity=geo.au.astype(np.float32),
+        va=geo.va.astype(np.float32),
     )
-    names, styles = class_names(cfg), domain_styles(cfg)
-    for j, i in enumerate(range(start, stop)):
-        out.images[j], out.landmarks[j], out.au_intensity[j], out.va[j] = render_sample(cfg, table, i, names, styles)
-    return out

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fermix.data.synthetic.face import FOREHEAD, HAIR, NECK, Identity
+from fermix.data.synthetic.face import AU_INDEX, FOREHEAD, HAIR, NECK, Identity
 
 _SHIFT = 4  # sub-pixel bits for cv2 drawing
 _ONE = 1 << _SHIFT
@@ -46,11 +46,13 @@ def _pts(points: np.ndarray) -> np.ndarray:
     """Fixed-point int32 points for cv2 (already converted arrays pass through)."""
     if points.dtype == np.int32:
         return points
-    return np.round(points * _ONE).astype(np.int32).reshape(-1, 1, 2)
+    return np.rint(points * _ONE).astype(np.int32).reshape(-1, 1, 2)
 
 
-def _fill(img: np.ndarray, points: np.ndarray, color: tuple[float, ...]) -> None:
-    cv2.fillPoly(img, [_pts(points)], color, cv2.LINE_AA, _SHIFT)
+def _fill(img: np.ndarray, points: np.ndarray | list[np.ndarray], color: tuple[float, ...]) -> None:
+    """One filled polygon, or several (a list) in one call."""
+    polygons = [_pts(p) for p in points] if isinstance(points, list) else [_pts(points)]
+    cv2.fillPoly(img, polygons, color, cv2.LINE_AA, _SHIFT)
 
 
 def _line(
@@ -103,7 +105,7 @@ def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def draw_face(
-    img: np.ndarray, lm: np.ndarray, head: np.ndarray, ident: Identity, au: dict[str, float], unit: float
+    img: np.ndarray, lm: np.ndarray, head: np.ndarray, ident: Identity, au: np.ndarray, unit: float
 ) -> None:
     """Draw the face in place. `lm` (68×2) and `head` are pixel coordinates; `unit` = pixels per
     normalised unit, used for line widths and texture-cue sizes."""
@@ -113,7 +115,7 @@ def draw_face(
     _fill(img, np.concatenate([lm[0:17], head[FOREHEAD][1:-1]]), skin)
 
     # Texture cues under the features: AU6 cheek bulge + crow's feet, AU4 glabella lines, AU9 nose wrinkles.
-    a6, a4, a9 = au.get("AU6", 0.0), au.get("AU4", 0.0), au.get("AU9", 0.0)
+    a6, a4, a9 = (float(au[AU_INDEX[name]]) for name in ("AU6", "AU4", "AU9"))
     if a6 > 0.05:
         over = img.copy()
         for eye_low, corner, sign in ((lm[40:42].mean(0), lm[36], -1.0), (lm[46:48].mean(0), lm[45], 1.0)):
@@ -143,8 +145,7 @@ def draw_face(
     _line(img, lm[31:36], _scaled(skin, 0.55), 0.02 * unit)
 
     # Eyes: sclera polygon, iris clipped to the lids, dark lid outline; then brows over them.
-    for eye in (lm[36:42], lm[42:48]):
-        _draw_eye(img, eye, ident.iris, unit)
+    _draw_eyes(img, [lm[36:42], lm[42:48]], ident.iris, unit)
     _line(img, [lm[17:22], lm[22:27]], _scaled(hair, 0.9), 0.045 * unit)
 
     # Mouth: outer lips, then the dark interior (with teeth) when the lips part.
@@ -169,21 +170,24 @@ _CIRCLE = np.stack([np.cos(np.linspace(0, 2 * np.pi, 16, endpoint=False)),
                     np.sin(np.linspace(0, 2 * np.pi, 16, endpoint=False))], axis=1)
 
 
-def _draw_eye(img: np.ndarray, eye: np.ndarray, iris: tuple[float, float, float], unit: float) -> None:
-    """Sclera polygon, then iris and pupil as circles clipped between the lid polylines, so the
-    eye's opening follows the lid landmarks; then the lids."""
-    _fill(img, eye, (238.0, 238.0, 232.0))
-    upper, lower = eye[[0, 1, 2, 3]], eye[[0, 5, 4, 3]]
-    centre = eye.mean(axis=0)
+def _draw_eyes(img: np.ndarray, eyes: list[np.ndarray], iris: tuple[float, float, float], unit: float) -> None:
+    """Sclera polygons, then iris and pupil as circles clipped between the lid polylines, so each
+    eye's opening follows its lid landmarks; then the lids."""
+    _fill(img, eyes, (238.0, 238.0, 232.0))
+    uppers = [e[[0, 1, 2, 3]] for e in eyes]
+    lowers = [e[[0, 5, 4, 3]] for e in eyes]
     for radius, colour in ((0.038 * unit, iris), (0.019 * unit, (15.0, 15.0, 15.0))):
-        disc = centre + radius * _CIRCLE
-        disc[:, 0] = np.clip(disc[:, 0], eye[0, 0], eye[3, 0])
-        top = np.interp(disc[:, 0], upper[:, 0], upper[:, 1])
-        bottom = np.interp(disc[:, 0], lower[:, 0], lower[:, 1])
-        disc[:, 1] = np.minimum(np.maximum(disc[:, 1], top), bottom)
-        _fill(img, disc, colour)
-    _line(img, upper, (35.0, 25.0, 25.0), 0.02 * unit)
-    _line(img, lower, (90.0, 70.0, 65.0), 0.01 * unit)
+        discs = []
+        for eye, upper, lower in zip(eyes, uppers, lowers, strict=True):
+            disc = eye.sum(axis=0) / len(eye) + radius * _CIRCLE
+            disc[:, 0] = np.minimum(np.maximum(disc[:, 0], eye[0, 0]), eye[3, 0])
+            top = np.interp(disc[:, 0], upper[:, 0], upper[:, 1])
+            bottom = np.interp(disc[:, 0], lower[:, 0], lower[:, 1])
+            disc[:, 1] = np.minimum(np.maximum(disc[:, 1], top), bottom)
+            discs.append(disc)
+        _fill(img, discs, colour)
+    _line(img, uppers, (35.0, 25.0, 25.0), 0.02 * unit)
+    _line(img, lowers, (90.0, 70.0, 65.0), 0.01 * unit)
 
 
 def capture(img: np.ndarray, style: DomainStyle, cap: Capture, rng: np.random.Generator) -> np.ndarray:
@@ -204,7 +208,8 @@ def capture(img: np.ndarray, style: DomainStyle, cap: Capture, rng: np.random.Ge
         img = cv2.GaussianBlur(img, (0, 0), cap.blur * size / 64.0)
     if cap.noise > 0:
         img += cap.noise * _noise(img.shape, rng)
-    np.clip(img, 0.0, 255.0, out=img)
+    np.minimum(img, 255.0, out=img)  # np.clip is several times slower on small float32 images
+    np.maximum(img, 0.0, out=img)
     out = (img + 0.5).astype(np.uint8)
     if cap.jpeg:
         ok, buf = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(cap.jpeg)])  # RGB -> BGR
