@@ -13,6 +13,7 @@ import numpy as np
 from fermix.data.label_spaces import LabelSpace, canonical_name, get_label_space
 from fermix.data.synthetic.config import FOLDS, SyntheticConfig
 from fermix.data.synthetic.render import DomainStyle
+from fermix.errors import FermixError
 
 SPLITS = ("train", "val", "test")
 SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
@@ -58,8 +59,6 @@ def domain_styles(cfg: SyntheticConfig) -> list[DomainStyle]:
     names = list(cfg.domain_styles)
     unknown = [n for n in names if n not in by_name]
     if unknown:
-        from fermix.errors import FermixError
-
         raise FermixError(f"unknown domain style {unknown[0]}; known: {', '.join(by_name)}.")
     styles = [by_name[n] for n in names[: cfg.num_domains]]
     for k in range(len(styles), cfg.num_domains):
