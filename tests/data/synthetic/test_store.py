@@ -51,3 +51,23 @@ def test_a_damaged_complete_cache_is_one_sentence(tmp_path):
     (store.cache_folder(CFG, tmp_path) / "train_images.npy").write_bytes(b"garbage")
     with pytest.raises(FermixError, match=r"synthetic cache .* is damaged"):
         store.load_or_build(CFG, tmp_path)
+
+
+def test_concurrent_builders_share_one_cache(tmp_path):
+    """Two processes (DDP ranks under torchrun) building the same config at once: one builds,
+    the other waits on the lock and reads the finished cache."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from fermix.data.synthetic import store; from fermix.data.synthetic.config import SyntheticConfig;"
+        "d = store.load_or_build(SyntheticConfig(train_per_cell=2, val_per_cell=1, test_per_cell=1), sys.argv[1]);"
+        "print(int(d['train'].images.sum()))"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert outputs[0] == outputs[1] != ""
+    assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 1
+    assert not list(tmp_path.rglob(".*.tmp-*"))  # no half-written files left behind
