@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from fermix.data.datasets.common import (
+    RawLayout,
     count_option,
     dataset_root,
     natural_key,
-    raw_layout_message,
     visible_dirs,
     visible_files,
 )
@@ -36,13 +36,10 @@ EMOTION_CODES: tuple[str, ...] = ("neutral", "anger", "contempt", "disgust", "fe
 SOURCE = "CKPlus"
 
 
-class CKPlusDataset:
+class CKPlusDataset(RawLayout):
     """CK+ raw sequences: a source for `fermix preprocess`, not a training dataset."""
 
     name = "ckplus"
-
-    def __init__(self, cfg: Mapping[str, Any]) -> None:
-        raise FermixError(raw_layout_message("ckplus"))
 
     @classmethod
     def raw_label_space(cls, cfg: Mapping[str, Any]) -> LabelSpace:

@@ -24,6 +24,16 @@ def dataset_root(value: Any, what: str, name: str | None = None) -> Path:
     return root
 
 
+class RawLayout:
+    """Base of the raw-layout readers (CK+, Oulu-CASIA): sources for `fermix preprocess`, which
+    list photos through `raw_items` and refuse to be trained on directly."""
+
+    name = ""
+
+    def __init__(self, cfg: Any) -> None:
+        raise FermixError(raw_layout_message(self.name))
+
+
 def raw_layout_message(name: str) -> str:
     """Why a raw layout cannot be trained on directly, and what to run instead."""
     return (

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from fermix.data.datasets.common import (
+    RawLayout,
     count_option,
     dataset_root,
     natural_key,
-    raw_layout_message,
     visible_dirs,
     visible_files,
 )
@@ -32,13 +32,10 @@ ILLUMINATIONS = ("Strong", "Weak", "Dark")
 SOURCE = "OuluCASIA"
 
 
-class OuluCASIADataset:
+class OuluCASIADataset(RawLayout):
     """Oulu-CASIA raw sequences: a source for `fermix preprocess`, not a training dataset."""
 
     name = "oulu_casia"
-
-    def __init__(self, cfg: Mapping[str, Any]) -> None:
-        raise FermixError(raw_layout_message("oulu_casia"))
 
     @classmethod
     def raw_label_space(cls, cfg: Mapping[str, Any]) -> LabelSpace:
