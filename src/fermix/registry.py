@@ -66,6 +66,9 @@ METHODS = Registry(
     "method",
     {
         "erm": Entry("fermix.methods.erm:ERM", "backbone + linear head, cross-entropy (the plain baseline)"),
+        "iern": Entry(
+            "fermix.methods.iern:IERN", "backdoor adjustment over a dataset-context confounder dictionary (IERN)"
+        ),
     },
 )
 

@@ -135,5 +135,7 @@ class FermixDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self.loader("train", train=True, batch_size=self._rank_batch_size())
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | list:
+        if not self.has_split("val"):  # recipes without validation (IERN trains to the last epoch)
+            return []
         return self.loader("val", batch_size=self._rank_batch_size())

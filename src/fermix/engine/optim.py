@@ -6,7 +6,7 @@ configured lr) and `name` (shown in the LR log). IERN and DMUE use two learning 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -50,6 +50,27 @@ def build_optimizer(cfg: Mapping[str, Any], param_groups: Iterable[Mapping[str, 
     raise FermixError(f"unknown optimizer `{name}`; known: adam, adamw, sgd")
 
 
+def warmup_linear(cfg: Mapping[str, Any]) -> Callable[[int], float]:
+    """LR factor per 0-based epoch: linear warm-up, a constant stretch, then linear decay (IERN, spec §2).
+
+    Epoch e (1-based) gets e/W during the W warm-up epochs, 1 for the next `epochs` epochs, then
+    1 − (e − W − epochs)/(decay + 1): the decay ends at 1/(decay + 1), never at 0, as in the original.
+    """
+    warmup = int(cfg.get("warmup_epochs", 0))
+    hold = int(cfg.get("hold_epochs", 0))
+    decay = int(cfg.get("decay_epochs", 0))
+
+    def factor(index: int) -> float:
+        epoch = index + 1
+        if epoch <= warmup:
+            return epoch / warmup
+        if epoch <= warmup + hold or decay == 0:
+            return 1.0
+        return max(1.0 - (epoch - warmup - hold) / (decay + 1), 1.0 / (decay + 1))
+
+    return factor
+
+
 def build_scheduler(cfg: Mapping[str, Any], optimizer: Optimizer, max_epochs: int) -> dict[str, Any] | None:
     """A Lightning scheduler config (`{"scheduler", "interval", ...}`), or None for a constant LR."""
     name = cfg.get("name", "none")
@@ -65,6 +86,8 @@ def build_scheduler(cfg: Mapping[str, Any], optimizer: Optimizer, max_epochs: in
     elif name == "cosine":
         t_max = int(cfg.get("t_max") or max_epochs)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, t_max, float(cfg.get("eta_min", 0.0)))
+    elif name == "warmup_linear":
+        sched = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear(cfg))
     elif name == "plateau":
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer,
@@ -74,5 +97,5 @@ def build_scheduler(cfg: Mapping[str, Any], optimizer: Optimizer, max_epochs: in
         )
         return {"scheduler": sched, "interval": "epoch", "monitor": str(cfg.get("monitor", "val/acc"))}
     else:
-        raise FermixError(f"unknown scheduler `{name}`; known: none, step, multistep, cosine, plateau")
+        raise FermixError(f"unknown scheduler `{name}`; known: none, step, multistep, cosine, warmup_linear, plateau")
     return {"scheduler": sched, "interval": str(cfg.get("interval", "epoch"))}

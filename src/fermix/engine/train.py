@@ -70,6 +70,11 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
 
     dm = FermixDataModule(cfg.dataset, cfg.data, seed=int(cfg.seed))
     info = dm.build()
+    if not dm.has_split("val") and cfg.checkpoint.get("monitor"):
+        raise FermixError(
+            f"checkpoint.monitor={cfg.checkpoint.monitor} needs a validation split, and this run has none; "
+            "set data.val_fraction > 0, or checkpoint.monitor=null to keep the last epoch"
+        )
     method = build_method(cfg.method, cfg.backbone, info)
     dm.check_requires(method.requires, method.name)
     dm.train_sampler_factory = method.train_sampler
@@ -154,6 +159,7 @@ def _finish(
         "metrics": {split: r["metrics"] for split, r in results.items()},
         "per_class_acc": {split: r["per_class_acc"] for split, r in results.items()},
         "checkpoint_val_metrics": best_ckpt["fermix"]["metrics"]["val"],
+        "config": plain(cfg),
     }
     atomic_write_json(run_dir / "summary.json", summary)
     log.info("run finished: %s", run_dir)

@@ -68,13 +68,14 @@ class SyntheticDataset:
                         "source": [self.domain_names[d] for d in m["domain"]],
                         "domain": m["domain"].astype(np.int64),
                         "row": np.arange(n, dtype=np.int64),
+                        "part": split,  # the generated split: `split` may change when val is carved from train
                     }
                 )
             )
         return pd.concat(frames, ignore_index=True)
 
     def load(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        return self.sample(str(row["split"]), int(row["row"]))
+        return self.sample(str(row["part"]), int(row["row"]))
 
     def sample(self, split: str, i: int) -> dict[str, Any]:
         data = self.splits[split]

@@ -1,0 +1,205 @@
+"""One table for a Hydra multirun: a row per finished job, then mean ± std per metric over the jobs.
+
+`fermix train -m ...` leaves `<sweep dir>/<job num>/` run dirs, each with summary.json and
+Hydra's .hydra/overrides.yaml. When the jobs differ in `dataset.fold`, the pooled fold aggregate
+(fermix.report.pooled, iern.md §5.2) is added: one per group of jobs that share every override
+except `dataset.fold` and `seed` (so `-m method=erm,iern dataset.fold=v1,v2,v3` gives one pooled
+table per method, and several seeds per fold are pooled together).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from fermix.errors import FermixError
+from fermix.report.pooled import PooledAccuracy, job_order, pooled_accuracy, read_summary, run_config
+from fermix.utils.io import atomic_path, atomic_write_text
+
+SUMMARY_MD, SUMMARY_CSV = "sweep_summary.md", "sweep_summary.csv"
+POOLED_SPLIT = "test"
+_GROUPING_KEYS = ("dataset.fold", "seed")  # overrides that vary inside one pooled group
+
+
+@dataclass(frozen=True)
+class Job:
+    """One finished job of a sweep."""
+
+    run_dir: Path
+    name: str  # the job dir's name (Hydra's job number)
+    overrides: tuple[str, ...]
+    seed: int | None
+    fold: str | None
+    metrics: dict[str, float]  # "<split>/<metric>"
+
+
+@dataclass
+class SweepSummary:
+    """The jobs' table, its mean ± std rows and the pooled fold aggregates."""
+
+    sweep_dir: Path
+    jobs: list[Job]
+    table: pd.DataFrame  # rows: job names, then mean, std; columns: overrides, seed, metrics...
+    pooled: list[tuple[str, PooledAccuracy]] = field(default_factory=list)  # (group label, aggregate)
+    pooled_error: str | None = None  # why the pooled aggregate is missing although folds differ
+
+    def markdown(self) -> str:
+        metrics = [c for c in self.table.columns if c not in ("overrides", "seed")]
+        common = " ".join(common_overrides(self.jobs)).replace("|", "\\|") or "none"
+        lines = [
+            f"# Sweep summary: {self.sweep_dir}",
+            "",
+            f"{len(self.jobs)} finished jobs. Last row: mean ± sample std (ddof=1) over the jobs.",
+            f"Overrides shared by every job: {common}; the table lists the ones that differ.",
+            "",
+            "| job | overrides | seed | " + " | ".join(metrics) + " |",
+            "|---|---|---:|" + "---:|" * len(metrics),
+        ]
+        for job in self.jobs:
+            values = [_number(job.metrics.get(m, math.nan)) for m in metrics]
+            seed = "" if job.seed is None else str(job.seed)
+            overrides = str(self.table.at[job.name, "overrides"]).replace("|", "\\|")
+            lines.append(f"| {job.name} | {overrides} | {seed} | " + " | ".join(values) + " |")
+        spread = [_spread(self.table.at["mean", m], self.table.at["std", m]) for m in metrics]
+        lines.append("| mean ± std | | | " + " | ".join(spread) + " |")
+        for label, result in self.pooled:
+            lines += ["", f"## Pooled over folds{f': {label}' if label else ''}", "", result.markdown().rstrip()]
+        if self.pooled_error:
+            lines += ["", f"Pooled fold aggregate not computed: {self.pooled_error}"]
+        return "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    return "–" if value is None or math.isnan(value) else f"{value:.4f}"
+
+
+def _spread(mean: float, std: float) -> str:
+    if math.isnan(mean):
+        return "–"
+    return f"{mean:.4f}" if math.isnan(std) else f"{mean:.4f} ± {std:.4f}"
+
+
+def _overrides(run_dir: Path) -> tuple[str, ...]:
+    path = run_dir / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return ()
+    loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return tuple(str(o) for o in loaded) if isinstance(loaded, list) else ()
+
+
+def _flat_metrics(summary: dict[str, Any]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for split, values in (summary.get("metrics") or {}).items():
+        for name, value in (values or {}).items():
+            out[f"{split}/{name}"] = math.nan if value is None else float(value)
+    return out
+
+
+def _read_job(run_dir: Path) -> Job:
+    summary = read_summary(run_dir)
+    config = run_config(run_dir, summary)
+    dataset = config.get("dataset")
+    fold = dataset.get("fold") if isinstance(dataset, dict) else None
+    seed = summary.get("seed", config.get("seed"))
+    return Job(
+        run_dir=run_dir,
+        name=run_dir.name,
+        overrides=_overrides(run_dir),
+        seed=None if seed is None else int(seed),
+        fold=None if fold is None else str(fold),
+        metrics=_flat_metrics(summary),
+    )
+
+
+def _pick(metrics: dict[str, float], names: list[str]) -> dict[str, float]:
+    return {m: metrics.get(m, math.nan) for m in names}
+
+
+def common_overrides(jobs: list[Job]) -> list[str]:
+    """Overrides every job was given (the command line's fixed part), in the first job's order."""
+    return [o for o in jobs[0].overrides if all(o in job.overrides for job in jobs[1:])] if jobs else []
+
+
+def _table(jobs: list[Job]) -> pd.DataFrame:
+    metric_names = list(dict.fromkeys(m for job in jobs for m in job.metrics))
+    common = set(common_overrides(jobs)) if len(jobs) > 1 else set()
+    rows = {
+        job.name: {
+            "overrides": " ".join(o for o in job.overrides if o not in common),
+            "seed": job.seed,
+            **_pick(job.metrics, metric_names),
+        }
+        for job in jobs
+    }
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=["overrides", "seed", *metric_names])
+    values = table[metric_names].astype(float)
+    table.loc["mean"] = {"overrides": "", "seed": None, **values.mean().to_dict()}
+    table.loc["std"] = {"overrides": "", "seed": None, **values.std(ddof=1).to_dict()}
+    table["seed"] = table["seed"].astype("Int64")
+    table.index.name = "job"
+    return table
+
+
+def _group_key(job: Job) -> tuple[str, ...]:
+    return tuple(o for o in job.overrides if o.split("=", 1)[0].lstrip("+~") not in _GROUPING_KEYS)
+
+
+def _pooled(jobs: list[Job]) -> tuple[list[tuple[str, PooledAccuracy]], str | None]:
+    if len({job.fold for job in jobs}) < 2:
+        return [], None
+    groups: dict[tuple[str, ...], list[Job]] = {}
+    for job in jobs:
+        groups.setdefault(_group_key(job), []).append(job)
+    results, errors = [], []
+    for key, members in groups.items():
+        if len({job.fold for job in members}) < 2:
+            continue
+        label = " ".join(key) if len(groups) > 1 else ""
+        try:
+            results.append((label, pooled_accuracy([job.run_dir for job in members], POOLED_SPLIT)))
+        except FermixError as e:
+            errors.append(f"{label or 'all jobs'}: {e}")
+    return results, " ".join(errors) or None
+
+
+def summarize_sweep(sweep_dir: str | os.PathLike[str]) -> SweepSummary:
+    """Read every finished job of a multirun (job dirs with summary.json)."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise FermixError(f"sweep dir {sweep_dir} does not exist.")
+    dirs = sorted((p for p in sweep_dir.iterdir() if (p / "summary.json").is_file()), key=job_order)
+    if not dirs:
+        raise FermixError(f"{sweep_dir} holds no finished job (no <job>/summary.json).")
+    jobs = [_read_job(d) for d in dirs]
+    pooled, error = _pooled(jobs)
+    return SweepSummary(sweep_dir=sweep_dir, jobs=jobs, table=_table(jobs), pooled=pooled, pooled_error=error)
+
+
+def write_sweep_summary(sweep_dir: str | os.PathLike[str]) -> SweepSummary:
+    """sweep_summary.md/.csv, and pooled_test.md/.csv when folds were pooled, in the sweep dir (atomic)."""
+    summary = summarize_sweep(sweep_dir)
+    atomic_write_text(summary.sweep_dir / SUMMARY_MD, summary.markdown())
+    with atomic_path(summary.sweep_dir / SUMMARY_CSV) as tmp:
+        summary.table.to_csv(tmp, float_format="%.6f")
+    if summary.pooled:
+        _write_pooled_groups(summary.sweep_dir, summary.pooled)
+    return summary
+
+
+def _write_pooled_groups(out_dir: Path, pooled: list[tuple[str, PooledAccuracy]]) -> None:
+    """pooled_test.md/.csv: the one group as `fermix.report.pooled.write_pooled` writes it, or all
+    groups with a leading `group` column."""
+    md = "\n".join((f"## {label}\n\n" if label else "") + result.markdown() for label, result in pooled)
+    atomic_write_text(out_dir / f"pooled_{POOLED_SPLIT}.md", md)
+    frames = [result.table.assign(group=label).set_index("group", append=True) for label, result in pooled]
+    table = frames[0].droplevel("group") if len(frames) == 1 else pd.concat(frames).reorder_levels(["group", "run"])
+    with atomic_path(out_dir / f"pooled_{POOLED_SPLIT}.csv") as tmp:
+        table.to_csv(tmp, float_format="%.6f")
+
+

@@ -1,0 +1,346 @@
+"""The training augmentation: the default pipeline is unchanged, each op does what it says, the
+published recipes in docs/augmentation.md build and run, landmarks follow the pixels."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from fermix.data.torch_dataset import RecordsDataset
+from fermix.data.transforms import build_transform, known_ops
+from fermix.errors import FermixError
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "augmentation.md"
+BASE = {"image_size": 56, "resize": 64, "interpolation": "bilinear", "mean": [0.5] * 3, "std": [0.5] * 3}
+PIXELS = {**BASE, "mean": [0.0] * 3, "std": [1 / 255] * 3}  # output back in 0-255 units
+
+
+def _legacy_build_transform(data_cfg, train):
+    """The builder as it was before `data.augment.ops` existed (frozen copy, the reference)."""
+    size = int(data_cfg["image_size"])
+    resize = int(data_cfg.get("resize") or size)
+    interp = {"bilinear": v2.InterpolationMode.BILINEAR, "nearest": v2.InterpolationMode.NEAREST}[
+        str(data_cfg.get("interpolation", "bilinear"))
+    ]
+    ops = [v2.ToImage(), v2.Resize((resize, resize), interpolation=interp, antialias=True)]
+    aug = data_cfg.get("augment") or {}
+    if train:
+        if aug.get("random_crop", True) and resize > size:
+            ops.append(v2.RandomCrop(size))
+        else:
+            ops.append(v2.CenterCrop(size))
+        if aug.get("hflip", 0.0):
+            ops.append(v2.RandomHorizontalFlip(float(aug["hflip"])))
+        if aug.get("rotation", 0):
+            ops.append(v2.RandomRotation(float(aug["rotation"]), interpolation=interp))
+        jitter = float(aug.get("color_jitter", 0.0) or 0.0)
+        if jitter:
+            ops.append(v2.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter))
+    else:
+        ops.append(v2.CenterCrop(size))
+    ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(data_cfg["mean"], data_cfg["std"])]
+    return v2.Compose(ops)
+
+
+def _image(seed=0, size=64):
+    return np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+
+
+def _points(size=64):
+    return tv_tensors.KeyPoints(torch.rand(68, 2, generator=torch.Generator().manual_seed(1)) * size,
+                                canvas_size=(size, size))
+
+
+def _run(transform, seed, *inputs):
+    torch.manual_seed(seed)
+    return transform(*inputs)
+
+
+def _train(ops, cfg=BASE):
+    return build_transform({**cfg, "augment": {"ops": ops}}, train=True)
+
+
+# --- the default pipeline -----------------------------------------------------------------------
+LEGACY_CONFIGS = {
+    "train.yaml": {**BASE, "image_size": 64, "resize": 72,
+                   "augment": {"random_crop": True, "hflip": 0.5, "rotation": 0, "color_jitter": 0.0, "ops": None}},
+    "all keys": {**BASE, "mean": [0.4, 0.5, 0.6], "std": [0.2, 0.3, 0.4],
+                 "augment": {"random_crop": True, "hflip": 0.5, "rotation": 15, "color_jitter": 0.2}},
+    "no crop, no flip": {**BASE, "resize": 56, "interpolation": "nearest",
+                         "augment": {"random_crop": False, "hflip": 0}},
+    "no augment key": BASE,
+}
+
+
+@pytest.mark.parametrize("name", list(LEGACY_CONFIGS))
+@pytest.mark.parametrize("train", [True, False])
+def test_default_pipeline_gives_the_same_images_and_landmarks_as_before(name, train):
+    cfg = LEGACY_CONFIGS[name]
+    new, old = build_transform(cfg, train=train), _legacy_build_transform(cfg, train=train)
+    image, points = _image(size=80), _points(size=80)
+    for seed in range(4):
+        assert torch.equal(_run(new, seed, image), _run(old, seed, image))
+        (a, ka), (b, kb) = _run(new, seed, image, points), _run(old, seed, image, points)
+        assert torch.equal(a, b) and torch.equal(ka, kb)
+
+
+def test_ops_spelling_out_the_default_reproduce_it():
+    default = build_transform({**BASE, "augment": {"random_crop": True, "hflip": 0.5}}, train=True)
+    listed = _train([{"name": "random_crop"}, {"name": "hflip", "p": 0.5}])
+    image = _image()
+    outputs = [_run(listed, seed, image) for seed in range(6)]
+    assert all(torch.equal(out, _run(default, seed, image)) for seed, out in enumerate(outputs))
+    assert len({out.sum().item() for out in outputs}) > 1  # and they are random
+
+
+def test_eval_pipeline_ignores_ops():
+    cfg = {**BASE, "augment": {"ops": [{"name": "hflip", "p": 1.0}, {"name": "random_crop"}, {"name": "grayscale"}]}}
+    image = _image()
+    assert torch.equal(build_transform(cfg, train=False)(image), _legacy_build_transform(BASE, train=False)(image))
+
+
+def test_null_ops_keep_the_simple_keys_and_a_list_replaces_them():
+    keys = {"random_crop": False, "hflip": 1.0}
+    image = _image()
+    flipped = build_transform({**BASE, "augment": {**keys, "ops": None}}, train=True)(image)
+    replaced = build_transform({**BASE, "augment": {**keys, "ops": [{"name": "center_crop"}]}}, train=True)(image)
+    assert torch.equal(flipped, replaced.flip(-1))
+
+
+# --- each op ------------------------------------------------------------------------------------
+def test_hflip_with_p_1_mirrors_the_image():
+    image = _image()
+    plain = _train([{"name": "center_crop"}])(image)
+    assert torch.equal(_train([{"name": "center_crop"}, {"name": "hflip", "p": 1.0}])(image), plain.flip(-1))
+    assert torch.equal(_train([{"name": "center_crop"}, {"name": "hflip", "p": 0.0}])(image), plain)
+
+
+@pytest.mark.parametrize("op", [{"name": "gaussian_noise", "std": 5.48}, {"name": "hflip"}, {"name": "grayscale"},
+                                {"name": "random_erasing"}, {"name": "rotation", "degrees": 20}])
+def test_an_op_with_p_0_is_the_identity_and_leaves_the_random_stream_alone(op):
+    image = _image()
+    plain = _run(_train([{"name": "random_crop"}]), 5, image)
+    assert torch.equal(_run(_train([{**op, "p": 0.0}, {"name": "random_crop"}]), 5, image), plain)
+
+
+def test_gaussian_noise_adds_std_in_pixel_units_then_clips():
+    noise = _train([{"name": "gaussian_noise", "std": 5.48}, {"name": "center_crop"}], PIXELS)
+    grey = _run(noise, 0, np.full((64, 64, 3), 128, np.uint8))
+    assert abs(grey.std().item() - 5.48) < 0.15
+    assert abs(grey.mean().item() - 127.5) < 0.2  # truncation to uint8 floors, as numpy's astype does
+    assert torch.allclose(grey, grey.round(), atol=1e-3)  # still whole grey levels
+    black, white = (_run(noise, 0, np.full((64, 64, 3), v, np.uint8)) for v in (0, 255))
+    assert black.min() >= 0 and black.max() < 30 and (black > 0).any()  # clipped, not wrapped round
+    assert white.max() <= 255.01 and white.min() > 225 and (white < 254.5).any()
+
+
+def test_random_erasing_after_normalize_writes_the_value_in_normalised_units():
+    white = np.full((64, 64, 3), 255, np.uint8)
+    erase = {"name": "random_erasing", "p": 1.0, "value": 0}
+    after = _run(_train([{"name": "center_crop"}, "normalize", erase]), 0, white)
+    before = _run(_train([{"name": "center_crop"}, erase]), 0, white)
+    assert set(after.unique().tolist()) == {0.0, 1.0}  # 0 = the mean grey after normalising
+    assert set(before.unique().tolist()) == {-1.0, 1.0}  # 0 = black before it
+    assert torch.equal(after == 0, before == -1)  # the same rectangle for the same seed
+
+
+def test_random_erasing_random_values_after_to_float_are_standard_normal():
+    white = np.full((64, 64, 3), 255, np.uint8)
+    erase = {"name": "random_erasing", "p": 1.0, "scale": [0.3, 0.3], "value": "random"}
+    out = _run(_train([{"name": "center_crop"}, "to_float", erase, "normalize"], {**BASE, "std": [1.0] * 3}), 0, white)
+    erased = out[out != 0.5] + 0.5  # undo the mean
+    assert erased.numel() > 0.25 * out.numel()
+    assert abs(erased.mean().item()) < 0.1 and abs(erased.std().item() - 1) < 0.1
+
+
+def test_grayscale_gives_three_equal_channels():
+    out = _train([{"name": "center_crop"}, {"name": "grayscale"}])(_image())
+    assert out.shape == (3, 56, 56) and torch.equal(out[0], out[1]) and torch.equal(out[1], out[2])
+    assert not torch.equal(out, _train([{"name": "center_crop"}])(_image()))
+
+
+def test_color_jitter_applies_its_range_with_probability_p():
+    image = np.full((64, 64, 3), 100, np.uint8)
+    double = [{"name": "center_crop"}, {"name": "color_jitter", "brightness": [2.0, 2.0]}]
+    assert torch.allclose(_train(double, PIXELS)(image), torch.full((3, 56, 56), 200.0), atol=0.01)
+    never = [{"name": "center_crop"}, {"name": "color_jitter", "brightness": [2.0, 2.0], "p": 0.0}]
+    assert torch.allclose(_train(never, PIXELS)(image), torch.full((3, 56, 56), 100.0), atol=0.01)
+
+
+def test_gaussian_blur_smooths_and_picks_the_smallest_odd_kernel_covering_3_sigma():
+    blur = _train([{"name": "center_crop"}, {"name": "gaussian_blur", "sigma": [0.1, 1.5]}])
+    (kernel,) = [t for t in blur.transforms if isinstance(t, v2.GaussianBlur)]
+    assert list(kernel.kernel_size) == [11, 11]  # 2 * ceil(4.5) + 1
+    image = _image()
+    plain = _train([{"name": "center_crop"}])(image)
+    strong = _train([{"name": "center_crop"}, {"name": "gaussian_blur", "sigma": 1.5}])(image)
+    assert strong.std() < 0.5 * plain.std()
+
+
+def test_rotation_is_applied_with_probability_p():
+    image = _image()
+    plain = _train([{"name": "center_crop"}])(image)
+    half = _train([{"name": "center_crop"}, {"name": "rotation", "degrees": [30, 30], "p": 0.5}])
+    applied = [not torch.equal(_run(half, seed, image), plain) for seed in range(40)]
+    assert 8 <= sum(applied) <= 32
+    never = _train([{"name": "center_crop"}, {"name": "rotation", "degrees": 30, "p": 0.0}])
+    assert torch.equal(never(image), plain)
+
+
+def test_random_resized_crop_outputs_image_size():
+    out = _train([{"name": "random_resized_crop", "scale": [0.5, 1.0], "ratio": [1.0, 1.0]}])(_image())
+    assert out.shape == (3, 56, 56)
+
+
+def _square_rotation_and_flip_outputs(image):
+    flip_then_rotate = _train([{"name": "hflip", "p": 1.0}, {"name": "rotation", "degrees": [90, 90],
+                                                             "interpolation": "nearest"}, {"name": "center_crop"}])
+    rotate_then_flip = _train([{"name": "rotation", "degrees": [90, 90], "interpolation": "nearest"},
+                               {"name": "hflip", "p": 1.0}, {"name": "center_crop"}])
+    return flip_then_rotate(image), rotate_then_flip(image)
+
+
+def test_random_order_draws_a_new_order_per_sample_and_the_same_one_for_the_same_seed():
+    image = _image()
+    orders = _square_rotation_and_flip_outputs(image)
+    assert not torch.equal(*orders)  # the two orders give different images
+    shuffled = _train([{"name": "random_order", "ops": [{"name": "hflip", "p": 1.0}, {
+        "name": "rotation", "degrees": [90, 90], "interpolation": "nearest"}]}, {"name": "center_crop"}])
+    seen = []
+    for seed in range(12):
+        out = _run(shuffled, seed, image)
+        assert torch.equal(out, _run(shuffled, seed, image))  # reproducible for one torch seed
+        matches = [i for i, order in enumerate(orders) if torch.equal(out, order)]
+        assert len(matches) == 1
+        seen.append(matches[0])
+    assert set(seen) == {0, 1}
+
+
+# --- landmarks ----------------------------------------------------------------------------------
+GEOMETRIC = {
+    "hflip": [{"name": "hflip", "p": 1.0}, {"name": "random_crop"}],
+    "random_crop": [{"name": "random_crop"}],
+    "center_crop": [{"name": "center_crop", "size": 56}],
+    "random_resized_crop": [{"name": "random_resized_crop", "scale": [0.6, 1.0], "interpolation": "nearest"}],
+    "rotation bicubic": [{"name": "rotation", "degrees": 25, "interpolation": "bicubic"}, {"name": "center_crop"}],
+    "affine nearest": [{"name": "affine", "degrees": 10, "translate": 0.1, "scale": [0.8, 1.2], "shear": 8,
+                        "interpolation": "nearest"}, {"name": "random_crop"}],
+    "affine bilinear": [{"name": "affine", "degrees": 10, "translate": [0.1, 0.05], "scale": [0.9, 1.1], "shear": 8},
+                        {"name": "random_crop"}],
+    "affine bicubic": [{"name": "affine", "degrees": 10, "scale": [0.9, 1.1], "interpolation": "bicubic"},
+                       {"name": "center_crop"}],
+    "random_order": [{"name": "random_order", "ops": [{"name": "hflip"}, {"name": "random_crop"}, {
+        "name": "affine", "degrees": 10, "translate": 0.1, "interpolation": "nearest"}]}],
+}
+
+
+@pytest.mark.parametrize("name", list(GEOMETRIC))
+def test_a_landmark_on_a_bright_spot_stays_on_it(name):
+    transform = _train(GEOMETRIC[name], PIXELS)
+    image = np.zeros((64, 64, 3), np.uint8)
+    image[19:24, 38:43] = 255  # a 5×5 spot centred on pixel (x=40, y=21)
+    point = tv_tensors.KeyPoints(torch.tensor([[40.5, 21.5]]), canvas_size=(64, 64))  # pixel corners
+    moved = 0
+    for seed in range(8):
+        out, kp = _run(transform, seed, image, point)
+        x, y = kp[0].floor().long().tolist()
+        assert 0 <= x < 56 and 0 <= y < 56
+        assert out[:, y, x].min() > 200, f"seed {seed}: landmark at ({x}, {y}) is not on the spot"
+        moved += (x, y) != (40, 21)
+    assert moved > 0
+
+
+# --- the published recipes ----------------------------------------------------------------------
+def _recipes() -> dict[str, str]:
+    blocks = re.findall(r"```yaml\n(.*?)```", DOCS.read_text(encoding="utf-8"), flags=re.S)
+    return {m.group(1): block for block in blocks if (m := re.search(r"^# recipe: (\w+)", block, flags=re.M))}
+
+
+def test_docs_hold_the_three_recipes():
+    assert set(_recipes()) == {"iern", "dmue", "au_align"}
+
+
+def _face(row):
+    """A 64 px uint8 face with 68 landmarks; point 36 (image-left eye corner) left of point 45."""
+    points = np.random.default_rng(2).uniform(12, 52, (68, 2)).astype(np.float32)
+    points[36], points[45] = (20, 28), (44, 28)
+    return {"image": _image(row["seed"]), "landmarks": points}
+
+
+@pytest.mark.parametrize("recipe", ["iern", "dmue", "au_align"])
+def test_published_recipe_builds_and_runs_on_a_64px_face_with_landmarks(recipe):
+    cfg = OmegaConf.create(_recipes()[recipe]).data
+    assert cfg.resize == 256 and cfg.image_size == 224
+    cfg.resize, cfg.image_size = 64, 56  # the same ops at test size (256 -> 224 scaled by 1/4)
+    ds = RecordsDataset(pd.DataFrame({"seed": [0, 1]}), _face, build_transform(cfg, train=True), seed=7)
+    for epoch in range(6):
+        sample = ds[(1, epoch)]
+        image, landmarks = sample["image"], sample["landmarks"]
+        assert image.shape == (3, 56, 56) and image.dtype == torch.float32 and torch.isfinite(image).all()
+        assert landmarks.shape == (68, 2) and landmarks[36, 0] < landmarks[45, 0]  # order restored after flips
+        again = ds[(1, epoch)]
+        assert torch.equal(again["image"], image) and torch.equal(again["landmarks"], landmarks)
+    assert not torch.equal(ds[(1, 0)]["image"], ds[(1, 1)]["image"])
+
+
+def test_train_yaml_accepts_an_ops_list_from_the_command_line():
+    from hydra import compose, initialize_config_dir
+
+    from fermix.cli import config_dir
+    from fermix.engine.rundir import register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        default = compose(config_name="train")
+        listed = compose(config_name="train", overrides=["data.augment.ops=[{name:random_crop},{name:hflip,p:0.5}]"])
+    assert default.data.augment.ops is None
+    image = _image(size=80)
+    for seed in range(3):
+        assert torch.equal(_run(build_transform(listed.data, train=True), seed, image),
+                           _run(build_transform(default.data, train=True), seed, image))
+
+
+# --- errors -------------------------------------------------------------------------------------
+BAD = {
+    "unknown op": ([{"name": "flip"}], ["unknown augment op `flip`", *known_ops()]),
+    "unknown argument": ([{"name": "hflip", "prob": 1}], ["`hflip`", "unknown argument `prob`", "takes: p"]),
+    "missing argument": ([{"name": "gaussian_noise"}], ["`gaussian_noise`", "`std` is required"]),
+    "nested unknown": ([{"name": "random_order", "ops": [{"name": "blur"}]}], ["ops[0].ops[0]", "`blur`"]),
+    "no name": ([{"p": 0.5}], ["`name`"]),
+    "not a list": ("hflip", ["must be a list"]),
+    "bad probability": ([{"name": "hflip", "p": 2}], ["`hflip`", "probability"]),
+    "torchvision check": ([{"name": "color_jitter", "hue": 0.9}], ["`color_jitter`", "hue"]),
+    "even kernel": ([{"name": "gaussian_blur", "kernel_size": 4}], ["`gaussian_blur`", "odd"]),
+    "bad interpolation": ([{"name": "rotation", "degrees": 5, "interpolation": "cubic"}], ["`rotation`", "cubic"]),
+    "crop too large": ([{"name": "random_crop", "size": 100}], ["`random_crop`", "100 px"]),
+    "wrong final size": ([{"name": "center_crop", "size": 40}], ["40 px", "image_size is 56"]),
+    "normalize twice": (["normalize", "normalize", {"name": "random_crop"}], ["`normalize`", "at most once"]),
+    "normalize in group": ([{"name": "random_order", "ops": ["normalize"]}], ["`normalize`", "top level"]),
+    "noise after normalize": (["normalize", {"name": "gaussian_noise", "std": 5}], ["`gaussian_noise`", "normalize"]),
+    "jitter after normalize": (["normalize", {"name": "color_jitter"}], ["`color_jitter`", "before normalize"]),
+    "random value on uint8": ([{"name": "random_erasing", "value": "random"}], ["`random_erasing`", "to_float"]),
+    "bicubic on floats": (["to_float", {"name": "rotation", "degrees": 5, "interpolation": "bicubic"}], ["PIL"]),
+    "group sizes differ": (
+        [{"name": "random_order", "ops": [{"name": "random_crop", "size": 40}, {"name": "center_crop"}]}],
+        ["`random_order`", "different sizes"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD))
+def test_bad_ops_give_one_sentence_errors(name):
+    ops, fragments = BAD[name]
+    with pytest.raises(FermixError) as info:
+        _train(ops)
+    message = str(info.value)
+    assert "\n" not in message and ". " not in message.replace("e.g.", "") and not message.endswith(".")
+    for fragment in fragments:
+        assert fragment in message
