@@ -23,6 +23,7 @@ Runs are resumable: finished runs (summary.json present) are not retrained.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -84,6 +85,16 @@ def _datamodule(cfg: dict[str, Any], test: str) -> FermixDataModule:
 
 
 def evaluate(run_dir: Path) -> dict[str, float]:
+    """The run's measures, computed once and kept in <run>/bench_eval.json (the script resumes)."""
+    cached = run_dir / "bench_eval.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    results = _measure(run_dir)
+    atomic_write_json(cached, results)
+    return results
+
+
+def _measure(run_dir: Path) -> dict[str, float]:
     ckpt = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     cfg = ckpt["fermix"]["config"]
     cpu = torch.device("cpu")
