@@ -66,6 +66,7 @@ METHODS = Registry(
     "method",
     {
         "erm": Entry("fermix.methods.erm:ERM", "backbone + linear head, cross-entropy (the plain baseline)"),
+        "au_align": Entry("fermix.methods.au_align:AUAlign", "layer attention aligned to action-unit heatmaps"),
         "iern": Entry(
             "fermix.methods.iern:IERN", "backdoor adjustment over a dataset-context confounder dictionary (IERN)"
         ),

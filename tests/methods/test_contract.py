@@ -20,6 +20,7 @@ def _batch(n: int = 4) -> dict:
     return {
         "image": torch.randn(n, 3, 32, 32),
         "expr": torch.tensor([0, 4, -1, 2][:n]),
+        "landmarks": torch.rand(n, 68, 2) * 32,  # pixel coordinates of `image` (methods that draw maps)
         "sample_id": [f"s{i}" for i in range(n)],
         "index": torch.arange(n),
     }

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
 from fermix.engine.artifacts import plot_confusion_matrix, write_predictions_csv
 from fermix.methods.base import Method
 from fermix.metrics import ExpressionMetrics, scalar_metrics
+from fermix.utils.io import atomic_path, atomic_write_bytes
 
 log = logging.getLogger("fermix")
 
@@ -44,11 +45,27 @@ def _to(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
+def _map_targets(expr: torch.Tensor, target_map: torch.Tensor | None) -> torch.Tensor:
+    """Labels of the evaluation dataset -> the model's label indices (−1 stays −1)."""
+    if target_map is None:
+        return expr
+    target_map = target_map.to(expr.device)
+    return torch.where(expr >= 0, target_map[expr.clamp(min=0)], expr)
+
+
 @torch.inference_mode()
 def predict_split(
-    method: Method, loader: DataLoader, device: torch.device, precision: str | None = None
+    method: Method,
+    loader: DataLoader,
+    device: torch.device,
+    precision: str | None = None,
+    target_map: torch.Tensor | None = None,
 ) -> dict[str, Any]:
-    """Run `method.predict` over a loader; returns ids, targets and concatenated CPU outputs."""
+    """Run `method.predict` over a loader; returns ids, targets and concatenated CPU outputs.
+
+    With `target_map`, the batch's `expr` is moved into the model's label space before `predict`
+    sees it (a method may read the true label at evaluation, e.g. for a true-class CAM).
+    """
     was_training = method.training
     method.eval().to(device)
     ids: list[str] = []
@@ -57,6 +74,8 @@ def predict_split(
     try:
         for batch in loader:
             batch = _to(batch, device)
+            if "expr" in batch:
+                batch["expr"] = _map_targets(batch["expr"], target_map)
             with _autocast(device, precision):
                 out = method.predict(batch)
             ids += list(batch["sample_id"])
@@ -84,19 +103,27 @@ def evaluate_split(
 ) -> dict[str, Any]:
     """Metrics of one split, plus predictions_<split>.csv and confusion_<split>.png in out_dir.
 
+    The method's optional hooks add to this: `evaluation_metrics` (its split-level metrics join
+    the engine's, so they are printed and stored in summary.json) and `evaluation_figures`
+    (written as <name>_<split>.png next to the confusion matrix).
+
     `target_map` maps the evaluation dataset's label indices to the model's (cross-dataset
     evaluation); −1 marks classes the model does not know, which are left out.
     """
-    preds = predict_split(method, loader, device, precision)
+    preds = predict_split(method, loader, device, precision, target_map)
     targets = preds["expr"]
-    if target_map is not None:
-        valid = targets >= 0
-        targets = torch.where(valid, target_map[targets.clamp(min=0)], targets)
     logits = preds["expr_logits"]
     class_names = list(method.data_info.label_space.classes)
     metrics = ExpressionMetrics(len(class_names), sync_across_ranks=False)
     metrics.update(logits, targets)
     values = metrics.compute()
+    scalars = scalar_metrics(values)
+    outputs = {k: v for k, v in preds.items() if k not in ("sample_id", "expr")}
+    extra = method.evaluation_metrics(outputs, targets)
+    clash = sorted(set(extra) & set(scalars))
+    if clash:
+        raise ValueError(f"method {method.name} reports metric {clash[0]!r}, which the engine already computes")
+    scalars.update({name: float(value) for name, value in extra.items()})
     out_dir.mkdir(parents=True, exist_ok=True)
     write_predictions_csv(
         out_dir / f"predictions_{split}.csv", preds["sample_id"], targets, logits.softmax(-1), class_names
@@ -104,9 +131,61 @@ def evaluate_split(
     plot_confusion_matrix(
         out_dir / f"confusion_{split}.png", values["confusion"].numpy(), class_names, title=f"{split} split"
     )
+    if method.figure_samples_per_class > 0:
+        batch = _figure_batch(loader, targets, method.figure_samples_per_class, target_map)
+        if batch is not None:
+            write_method_figures(method, _to(batch, device), split, out_dir)
     return {
-        "metrics": scalar_metrics(values),
+        "metrics": scalars,
         "num_samples": len(targets),
         "per_class_acc": dict(zip(class_names, values["per_class_acc"].tolist(), strict=True)),
         "confusion": values["confusion"].tolist(),
     }
+
+
+def _figure_batch(
+    loader: DataLoader, targets: torch.Tensor, per_class: int, target_map: torch.Tensor | None
+) -> dict[str, Any] | None:
+    """The first `per_class` samples of each class, in class order, as one collated batch.
+
+    The evaluation loader is sequential, so position i of the predictions is dataset index i.
+    """
+    picked = []
+    for c in targets[targets >= 0].unique().tolist():
+        picked += (targets == c).nonzero()[:per_class, 0].tolist()
+    if not picked:
+        return None
+    batch = default_collate([loader.dataset[i] for i in picked])
+    if "expr" in batch:
+        batch["expr"] = _map_targets(batch["expr"], target_map)
+    return batch
+
+
+def write_method_figures(method: Method, batch: dict[str, Any], split: str, out_dir: Path) -> list[Path]:
+    """Call the method's figure hook on `batch` and write each figure as <name>_<split>.png, atomically."""
+    was_training = method.training
+    method.eval()
+    try:
+        with torch.no_grad():
+            figures = method.evaluation_figures(batch)
+    finally:
+        method.train(was_training)
+    written = []
+    for name, figure in figures.items():
+        path = out_dir / f"{name}_{split}.png"
+        if hasattr(figure, "savefig"):  # a matplotlib Figure
+            with atomic_path(path) as tmp:
+                figure.savefig(tmp, format="png")
+        else:
+            import cv2
+            import numpy as np
+
+            rgb = np.asarray(figure)
+            if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+                raise ValueError(f"figure {name!r} of method {method.name} must be an H×W×3 uint8 array")
+            ok, png = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
+            if not ok:
+                raise ValueError(f"figure {name!r} of method {method.name} could not be encoded as PNG")
+            atomic_write_bytes(path, png.tobytes())
+        written.append(path)
+    return written

@@ -20,6 +20,11 @@ a method never calls `.cuda()`, never writes files and never logs. What the engi
   optionally `attention`, `uncertainty`, `features`). Every metric is computed from this dict.
 - optional: `train_sampler(dataset)`, `on_train_epoch_start(epoch, max_epochs)` (ramps),
   `export()` (the inference-only module).
+- optional evaluation hooks, called by the engine's exact evaluation (engine/evaluate.py) and
+  never during training: `evaluation_metrics(outputs, targets)` for split-level metrics the
+  method defines (reported next to accuracy and stored in summary.json), and
+  `evaluation_figures(batch)` for pictures of a few samples (written next to the confusion
+  matrix). A method returns numbers and figures; the engine writes the files.
 
 State that inference needs lives in parameters or registered buffers, so it travels in the
 checkpoint's state dict.
@@ -114,3 +119,27 @@ class Method(nn.Module):
     def export(self) -> nn.Module:
         """The inference-only module; by default the whole method (it has no training-only parts)."""
         return self
+
+    # --- evaluation hooks (optional) --------------------------------------------------------
+    # How many samples of each class the engine hands to `evaluation_figures` (0 = no figures).
+    figure_samples_per_class: ClassVar[int] = 0
+
+    def evaluation_metrics(self, outputs: Mapping[str, Tensor], targets: Tensor) -> dict[str, float]:
+        """Split-level metrics beyond the engine's expression metrics; default: none.
+
+        `outputs` are the split's `predict` outputs concatenated in split order (CPU, float), so
+        per-sample values a method puts in its predict dict (e.g. an interpretability score) can
+        be aggregated here; `targets` are the labels in the model's label space (−1 = none).
+        Names must not clash with the engine's metrics (acc, macro_f1, ...).
+        """
+        return {}
+
+    def evaluation_figures(self, batch: Batch) -> dict[str, Any]:
+        """Pictures of a few evaluation samples: {name: matplotlib Figure or H×W×3 uint8 array}.
+
+        The batch holds up to `figure_samples_per_class` samples of each class (collated, on the
+        method's device, labels in the model's label space); the method is in eval mode under
+        `torch.no_grad()`, so it may re-enable gradients (Grad-CAM by autograd) on these few
+        samples. The engine writes each as `<name>_<split>.png`. Default: none.
+        """
+        return {}
