@@ -66,6 +66,7 @@ METHODS = Registry(
     "method",
     {
         "erm": Entry("fermix.methods.erm:ERM", "backbone + linear head, cross-entropy (the plain baseline)"),
+        "dmue": Entry("fermix.methods.dmue:DMUE", "latent distribution mining + pairwise uncertainty (DMUE)"),
         "au_align": Entry("fermix.methods.au_align:AUAlign", "layer attention aligned to action-unit heatmaps"),
         "iern": Entry(
             "fermix.methods.iern:IERN", "backdoor adjustment over a dataset-context confounder dictionary (IERN)"
@@ -129,6 +130,7 @@ BACKBONES = Registry(
         "resnet18": Entry("fermix.models.backbones:resnet18", "torchvision ResNet-18 trunk"),
         "resnet34": Entry("fermix.models.backbones:resnet34", "torchvision ResNet-34 trunk"),
         "resnet50": Entry("fermix.models.backbones:resnet50", "torchvision ResNet-50 trunk"),
+        "resnet50_ibn": Entry("fermix.models.ibn:resnet50_ibn", "ResNet-50-IBN-a (DMUE's large backbone)"),
     },
 )
 

@@ -19,7 +19,7 @@ def _info() -> DataInfo:
 def _batch(n: int = 4) -> dict:
     return {
         "image": torch.randn(n, 3, 32, 32),
-        "expr": torch.tensor([0, 4, -1, 2][:n]),
+        "expr": torch.tensor([0, 4, -1, 2, 1, 3, 0, 4, 2, 1, 3][:n]),  # n=11: every class twice (DMUE needs it)
         "landmarks": torch.rand(n, 68, 2) * 32,  # pixel coordinates of `image` (methods that draw maps)
         "sample_id": [f"s{i}" for i in range(n)],
         "index": torch.arange(n),
@@ -43,7 +43,7 @@ def test_training_step_returns_named_differentiable_terms(name):
     method = _build(name).train()
     if not method.automatic_optimization:
         pytest.skip("manual optimisation is exercised through the engine")
-    terms = method.training_step(_batch())
+    terms = method.training_step(_batch(11))
     assert terms and all(v.ndim == 0 and torch.isfinite(v) for v in terms.values())
     sum(v for v in terms.values() if v.requires_grad).backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in method.parameters())

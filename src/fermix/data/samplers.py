@@ -1,6 +1,7 @@
 """Training-order samplers whose output depends only on (seed, epoch).
 
-They yield `(index, epoch)` pairs. The dataset seeds each sample's augmentation from that pair,
+They yield `(index, epoch)` pairs (a sampler that draws with replacement marks repeats, see
+ClassBalancedSampler). The dataset seeds each sample's augmentation from that pair,
 so what a training run sees is the same with 0 or 8 loader workers and after a resume from any
 epoch boundary — the precondition for "resume gives the same weights as an uninterrupted run".
 Lightning calls `set_epoch` at the start of every epoch.
@@ -8,10 +9,12 @@ Lightning calls `set_epoch` at the start of every epoch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch.utils.data import Sampler
+
+from fermix.errors import FermixError
 
 
 class EpochShuffleSampler(Sampler[tuple[int, int]]):
@@ -35,3 +38,48 @@ class EpochShuffleSampler(Sampler[tuple[int, int]]):
             order = range(self.num_samples)
         epoch = self.epoch
         return ((i, epoch) for i in order)
+
+
+# A repeated draw of one sample within an epoch gets its own augmentation stream: the second
+# element of the key is `epoch` for the first draw and `epoch + r * REPEAT_STRIDE` for the r-th
+# repeat, so RecordsDataset seeds it differently (the key still depends only on (seed, epoch)).
+REPEAT_STRIDE = 1 << 20
+
+
+class ClassBalancedSampler(Sampler[tuple[int, int]]):
+    """Draws with replacement, each labelled sample weighted 1 / (size of its class).
+
+    Every class is then equally likely in every draw, so batches are class-balanced in
+    expectation (ufoym's imbalanced-dataset sampler, which DMUE requires: a batch missing a
+    class is skipped). Unlabelled samples (label < 0) are never drawn. `num_samples` draws per
+    epoch, by default the number of labelled samples. The draw depends only on (seed, epoch).
+    """
+
+    def __init__(self, labels: Sequence[int], seed: int, num_samples: int | None = None) -> None:
+        labels_t = torch.as_tensor(list(labels), dtype=torch.long)
+        labelled = labels_t >= 0
+        if not bool(labelled.any()):
+            raise FermixError("the class-balanced sampler needs at least one labelled sample")
+        counts = torch.bincount(labels_t[labelled])
+        self.weights = torch.zeros(len(labels_t), dtype=torch.float64)
+        self.weights[labelled] = 1.0 / counts[labels_t[labelled]].double()
+        self.num_samples = int(num_samples if num_samples is not None else int(labelled.sum()))
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch + 7_919)
+        draws = torch.multinomial(self.weights, self.num_samples, replacement=True, generator=g).tolist()
+        seen: dict[int, int] = {}
+        keys = []
+        for index in draws:
+            repeat = seen.get(index, 0)
+            seen[index] = repeat + 1
+            keys.append((index, self.epoch + repeat * REPEAT_STRIDE))
+        return iter(keys)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -14,6 +15,9 @@ from fermix.engine.checkpoint import FORMAT, FORMAT_VERSION, rng_states, set_rng
 from fermix.engine.optim import build_optimizer, build_scheduler
 from fermix.methods.base import Method
 from fermix.metrics import ExpressionMetrics, scalar_metrics
+
+# A skipped batch (training_step -> {}) is deliberate and counted in `train/skipped`.
+warnings.filterwarnings("ignore", message=r"`training_step` returned `None`", module=r"lightning\.pytorch")
 
 
 class _ManualOptimization:
@@ -74,6 +78,7 @@ class FermixModule(pl.LightningModule):
         self.last_val_metrics: dict[str, float] = {}
         self._pending_rng: dict[str, Any] | None = None
         self._manual = _ManualOptimization(self)
+        self._skipping = False
 
     # --- optimisation ---------------------------------------------------------------------
     def _factory(self, param_groups: Iterable[Mapping[str, Any]]) -> tuple[Optimizer, Any]:
@@ -89,17 +94,53 @@ class FermixModule(pl.LightningModule):
         return optimizers, schedulers
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
+        self._skipping = False
         if self.automatic_optimization:
             terms = self.method.training_step(batch)
+            if self._skip_batch(not terms):
+                return self._skipped()
             total = sum((v for v in terms.values() if v.requires_grad), start=torch.zeros((), device=self.device))
         else:
             terms = self.method.manual_step(batch, self._manual)
+            if not terms:  # the method did not step; its own business under DDP
+                self.log("train/skipped", 1.0, on_step=False, on_epoch=True, reduce_fx="sum", batch_size=1)
+                return None
             total = sum((v.detach() for v in terms.values()), start=torch.zeros((), device=self.device))
+        self.log("train/skipped", 0.0, on_step=False, on_epoch=True, reduce_fx="sum", batch_size=1)
         size = len(batch["index"])
         for name, value in terms.items():
             self.log(f"train/{name}", value.detach(), on_step=True, on_epoch=True, batch_size=size)
         self.log("train/loss", total.detach(), prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
         return total if self.automatic_optimization else None
+
+    # --- skipped batches --------------------------------------------------------------------
+    # A method's training_step may return {}: "this batch cannot be trained on" (DMUE needs every
+    # class twice in a batch). Nothing is back-propagated and no optimizer steps; `train/skipped`
+    # counts such batches per epoch. Under DDP every rank must skip together (a rank that stepped
+    # alone would wait forever in the gradient all-reduce), so one skipping rank makes all skip.
+    def _skip_batch(self, local: bool) -> bool:
+        flag = torch.tensor(float(local), device=self.device)
+        if self.trainer.world_size > 1:
+            flag = self.trainer.strategy.reduce(flag, reduce_op="max")
+        return bool(flag > 0)
+
+    def _skipped(self) -> Tensor | None:
+        self._skipping = True
+        self.log("train/skipped", 1.0, on_step=False, on_epoch=True, reduce_fx="sum", batch_size=1)
+        if self.trainer.world_size > 1:
+            # Lightning refuses None under DDP; a loss that reaches no parameter back-propagates
+            # nothing, fires no DDP hook, and optimizer_step below does not step.
+            return torch.zeros((), device=self.device, requires_grad=True)
+        return None
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        if optimizer_closure is None:
+            optimizer.step()
+            return
+        result = optimizer_closure()  # training_step, zero_grad, backward
+        if self._skipping:
+            return
+        optimizer.step(closure=lambda: result)  # precision plugins unscale / clip / step as usual
 
     def on_train_epoch_start(self) -> None:
         if self._pending_rng is not None:  # resumed: continue the random streams where they stopped

@@ -71,6 +71,71 @@ def warmup_linear(cfg: Mapping[str, Any]) -> Callable[[int], float]:
     return factor
 
 
+class TableLR(LRScheduler):
+    """Per-group, per-epoch learning rates read from a table (DMUE's lr1/lr2 lists).
+
+    `tables[i]` holds group i's value for epoch 0, 1, ... (the last one holds for later epochs),
+    or None to leave that group's LR alone. Values are learning rates, or with `scale` multipliers
+    of the group's configured LR. Plain lists and flags only, so the state dict stays loadable
+    with `weights_only=True`.
+    """
+
+    def __init__(self, optimizer: Optimizer, tables: list[list[float] | None], scale: bool = False) -> None:
+        self.tables = tables
+        self.scale = scale
+        super().__init__(optimizer)
+
+    def get_lr(self) -> list[float]:
+        epoch = max(self.last_epoch, 0)
+        out = []
+        for group, base, table in zip(self.optimizer.param_groups, self.base_lrs, self.tables, strict=True):
+            if table is None:
+                out.append(group["lr"])
+            else:
+                value = table[min(epoch, len(table) - 1)]
+                out.append(base * value if self.scale else value)
+        return out
+
+
+def lr_table(values: Any, where: str) -> list[float]:
+    """Per-epoch values from a config list: `[v0, v1, ...]`, or steps `[[until_epoch, value], ...]`
+    (the value holds for the epochs before `until_epoch`, as DMUE's config writes its tables)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise FermixError(f"{where} must be a list of per-epoch values or of [until_epoch, value] steps")
+    rows = list(values)
+    if not rows:
+        raise FermixError(f"{where} is empty")
+    if all(isinstance(r, (int, float)) and not isinstance(r, bool) for r in rows):
+        return [float(r) for r in rows]
+    out: list[float] = []
+    for row in rows:
+        pair = list(row) if isinstance(row, Iterable) and not isinstance(row, (str, bytes)) else []
+        if len(pair) != 2 or int(pair[0]) <= len(out):
+            raise FermixError(
+                f"{where} mixes values and steps or has a step that does not end after the previous one: {row}"
+            )
+        out += [float(pair[1])] * (int(pair[0]) - len(out))
+    return out
+
+
+def _table_scheduler(cfg: Mapping[str, Any], optimizer: Optimizer) -> TableLR:
+    tables_cfg = dict(cfg.get("groups") or {})
+    names = [str(g.get("name", i)) for i, g in enumerate(optimizer.param_groups)]
+    unknown = sorted(set(map(str, tables_cfg)) - set(names))
+    if unknown:
+        raise FermixError(
+            f"sched.groups names parameter group `{unknown[0]}`, which the method does not have; "
+            f"its groups: {', '.join(names)}"
+        )
+    if not tables_cfg:
+        raise FermixError(f"sched=table needs sched.groups (one table per parameter group: {', '.join(names)})")
+    mode = str(cfg.get("mode", "lr"))
+    if mode not in ("lr", "scale"):
+        raise FermixError(f"sched.mode must be lr or scale, not `{mode}`")
+    tables = [lr_table(tables_cfg[n], f"sched.groups.{n}") if n in tables_cfg else None for n in names]
+    return TableLR(optimizer, tables, scale=mode == "scale")
+
+
 def build_scheduler(cfg: Mapping[str, Any], optimizer: Optimizer, max_epochs: int) -> dict[str, Any] | None:
     """A Lightning scheduler config (`{"scheduler", "interval", ...}`), or None for a constant LR."""
     name = cfg.get("name", "none")
@@ -88,6 +153,8 @@ def build_scheduler(cfg: Mapping[str, Any], optimizer: Optimizer, max_epochs: in
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, t_max, float(cfg.get("eta_min", 0.0)))
     elif name == "warmup_linear":
         sched = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear(cfg))
+    elif name == "table":
+        return {"scheduler": _table_scheduler(cfg, optimizer), "interval": "epoch"}
     elif name == "plateau":
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer,
@@ -97,5 +164,7 @@ def build_scheduler(cfg: Mapping[str, Any], optimizer: Optimizer, max_epochs: in
         )
         return {"scheduler": sched, "interval": "epoch", "monitor": str(cfg.get("monitor", "val/acc"))}
     else:
-        raise FermixError(f"unknown scheduler `{name}`; known: none, step, multistep, cosine, warmup_linear, plateau")
+        raise FermixError(
+            f"unknown scheduler `{name}`; known: none, step, multistep, cosine, warmup_linear, plateau, table"
+        )
     return {"scheduler": sched, "interval": str(cfg.get("interval", "epoch"))}

@@ -1,0 +1,260 @@
+import math
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fermix.data.samplers import ClassBalancedSampler
+from fermix.data.torch_dataset import RecordsDataset
+from fermix.errors import FermixError
+from fermix.methods.dmue.losses import insert_zero, soft_labels
+from fermix.methods.dmue.model import batch_is_valid
+from tests.methods.dmue.conftest import build
+
+
+def _record_routes(model):
+    """Marker values (1000 + batch index) of the rows each layer4 copy receives, per call."""
+    calls = {k: [] for k in range(len(model.branches))}
+    hooks = [
+        branch.register_forward_pre_hook(lambda _m, args, k=k: calls[k].append(sorted(
+            int(v) - 1000 for v in args[0][:, 0, 0, 0].round().tolist())))
+        for k, branch in enumerate(model.branches)
+    ]
+    return calls, hooks
+
+
+def test_branch_routing_aux_gets_the_other_classes_latent_gets_its_own_target_gets_all(model, labels, layer3):
+    calls, hooks = _record_routes(model)
+    out = model.forward_from_layer3(layer3, labels)
+    for h in hooks:
+        h.remove()
+    c = 4
+    for k in range(c):
+        aux_call, latent_call = calls[k]  # auxiliary pass first, then the latent-distribution pass
+        assert aux_call == [i for i in range(16) if labels[i] != k]
+        assert latent_call == [i for i in range(16) if labels[i] == k]
+        assert k not in labels[out["subsets"][k]].tolist()  # no label k reaches branch k's head
+        targets = out["aux_targets"][k]
+        expected = labels[out["subsets"][k]] - (labels[out["subsets"][k]] > k).long()
+        assert torch.equal(targets, expected)
+        assert targets.min() >= 0 and targets.max() <= c - 2
+        assert out["aux_logits"][k].shape == (12, c - 1)
+    assert calls[c] == [list(range(16))]
+    assert out["logits"].shape == (16, c) and out["latent_logits"].shape == (16, c - 1)
+
+
+def _branch_ce(out, k):
+    return F.cross_entropy(out["aux_logits"][k], out["aux_targets"][k])
+
+
+def test_branch_k_aux_loss_ignores_the_class_k_samples(model, labels, layer3):
+    model.eval()  # eval mode: train-mode BN would couple the samples of a batch
+    with torch.no_grad():
+        before = model.forward_from_layer3(layer3, labels)
+        for k in range(4):
+            perturbed = layer3.clone()
+            rows = labels == k
+            perturbed[rows] += torch.randn_like(perturbed[rows])
+            after = model.forward_from_layer3(perturbed, labels)
+            assert torch.equal(_branch_ce(after, k), _branch_ce(before, k))
+            other = (k + 1) % 4
+            assert not torch.equal(_branch_ce(after, other), _branch_ce(before, other))  # the test can fail
+
+
+def test_soft_loss_sends_no_gradient_to_auxiliary_branches_or_their_heads(model, labels, layer3):
+    out = model.forward_from_layer3(layer3, labels)
+    model.losses(out, labels)["soft"].backward()
+    for k in range(4):
+        for p in [*model.branches[k].parameters(), *model.classifiers[k].parameters()]:
+            assert p.grad is None or torch.count_nonzero(p.grad) == 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.branches[4].parameters())
+    assert model.classifiers[4].weight.grad.abs().sum() > 0
+
+
+def test_latent_logits_equal_branch_c_on_each_class_c_sample_alone(labels, layer3):
+    torch.manual_seed(0)
+    model = build(temperature=1.0).eval()
+    with torch.no_grad():
+        out = model.forward_from_layer3(layer3, labels)
+        d = soft_labels(out["latent_logits"], labels, temperature=1.0)
+        for i in range(16):
+            c = int(labels[i])
+            pooled = model.branches[c](layer3[i : i + 1]).mean(dim=(2, 3))
+            a = model.classifiers[c](model.neck(pooled))
+            expected = insert_zero(torch.softmax(a, dim=1), labels[i : i + 1])[0]
+            assert torch.allclose(d[i], expected, atol=1e-6)
+            assert d[i, c] == 0
+    assert torch.allclose(d.sum(1), torch.ones(16), atol=1e-6)
+
+
+def test_main_ce_uses_score_scaled_logits_and_evaluation_logits_do_not(model, labels):
+    model.eval()
+    image = torch.randn(16, 3, 32, 32)
+    with torch.no_grad():
+        model.classifiers[4].weight.mul_(1000)  # logits far from 0, so scaling them matters
+        out = model.forward_from_layer3(model.trunk(image), labels)
+        ce = model.losses(out, labels)["ce"]
+        assert torch.allclose(ce, F.cross_entropy(out["score"] * out["logits"], labels))
+        assert not torch.allclose(ce, F.cross_entropy(out["logits"], labels))
+        logits = model.predict({"image": image})["expr_logits"]
+    assert torch.allclose(logits, out["logits"], atol=1e-6)
+    assert not torch.allclose(logits, out["score"] * out["logits"])
+
+
+def test_sp_compares_each_branchs_logit_gram_on_its_subset_with_the_target_feature_gram(model, labels, layer3):
+    """The original's order of operations: auxiliary Gram matrices from the heads' outputs (C−1-d),
+    the target one from the BN-neck features, cut to I_k."""
+    model.eval()
+    with torch.no_grad():
+        out = model.forward_from_layer3(layer3, labels)
+        terms = []
+        for k in range(4):
+            idx = (labels != k).nonzero().squeeze(1)
+            a = out["aux_logits"][k]
+            z = out["target_features"][idx]
+            g_aux, g_t = F.normalize(a @ a.t(), dim=1), F.normalize(z @ z.t(), dim=1)
+            assert g_aux.shape == (12, 12) and a.shape[1] == 3
+            terms.append(((g_aux - g_t) ** 2).mean())
+        assert torch.allclose(model.losses(out, labels)["sp"], torch.stack(terms).mean(), atol=1e-7)
+
+
+def test_training_step_total_is_the_ramped_weighted_sum(model, labels, monkeypatch):
+    parts = {name: torch.tensor(value, requires_grad=True)
+             for name, value in {"ce": 2.0, "soft": 3.0, "sp": 0.01, "aux": 5.0}.items()}
+    monkeypatch.setattr(type(model), "losses", lambda self, out, y: parts)
+    batch = {"image": torch.randn(16, 3, 32, 32), "expr": labels}
+    for epoch, alpha in [(3, 6.0), (12, 6.0), (0, 10.0)]:
+        model.config.ramp_alpha = alpha
+        model.on_train_epoch_start(epoch, 36)
+        terms = model.training_step(batch)
+        up = math.exp(-5 * (1 - epoch / alpha) ** 2) if epoch < alpha else 1.0
+        down = 1.0 if epoch < alpha else math.exp(-((1 - alpha / epoch) ** 2))
+        total = sum(float(v.detach()) for v in terms.values() if v.requires_grad)
+        assert total == pytest.approx(up * 2.0 + up * (0.5 * 3.0 + 1000 * 0.01) + down * 5.0)
+        assert not terms["s_mean"].requires_grad  # diagnostics are logged, never summed
+
+
+def test_a_batch_with_a_class_seen_once_is_skipped(model):
+    assert batch_is_valid(torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]), 4)
+    assert not batch_is_valid(torch.tensor([0, 0, 1, 1, 2, 2, 3, 2]), 4)  # class 3 once
+    assert not batch_is_valid(torch.tensor([0, 0, 1, 1, 2, 2]), 4)  # class 3 absent
+    batch = {"image": torch.randn(8, 3, 32, 32), "expr": torch.tensor([0, 0, 1, 1, 2, 2, 3, 2])}
+    assert model.training_step(batch) == {}
+
+
+def test_unlabelled_samples_are_dropped_before_the_validity_rule(model):
+    labels = torch.tensor([0, 0, 1, 1, -1, 2, 2, 3, 3, -1])
+    batch = {"image": torch.randn(10, 3, 32, 32), "expr": labels}
+    terms = model.training_step(batch)
+    assert set(terms) == {"ce", "soft", "sp", "aux", "s_mean", "s_std"}
+    assert all(torch.isfinite(v) for v in terms.values())
+
+
+def test_param_groups_are_base_and_classifiers_with_the_ue_head_and_neck_scale_trained_by_default():
+    model = build()
+    groups = {g["name"]: g for g in model.param_groups()}
+    assert set(groups) == {"base", "classifiers"}
+    assert groups["classifiers"]["lr_scale"] == 10.0
+    ids = {name: {id(p) for p in g["params"]} for name, g in groups.items()}
+    assert {id(p) for p in model.trunk.parameters()} <= ids["base"]
+    assert {id(p) for p in model.branches.parameters()} <= ids["base"]
+    assert {id(p) for p in model.classifiers.parameters()} <= ids["classifiers"]
+    assert {id(p) for p in model.ue.parameters()} <= ids["classifiers"]
+    assert id(model.neck.weight) in ids["classifiers"] and id(model.neck.bias) not in ids["classifiers"]
+    assert not model.neck.bias.requires_grad  # the BN-neck's shift is frozen by design
+
+
+def test_original_code_mode_leaves_ue_head_and_neck_scale_untrained_but_scores_still_shape_features(labels):
+    model = build(train_ue_head=False, train_bnneck_weight=False)
+    trained = {id(p) for g in model.param_groups() for p in g["params"]}
+    assert not {id(p) for p in model.ue.parameters()} & trained and id(model.neck.weight) not in trained
+    out = model.forward_from_layer3(model.trunk(torch.randn(16, 3, 32, 32)), labels)
+    out["score"].sum().backward()
+    assert all(p.grad is None for p in model.ue.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.branches[4].parameters())
+
+
+def test_classifiers_have_no_bias_and_tiny_normal_weights():
+    torch.manual_seed(0)
+    model = build(num_classes=7, backbone={"name": "small_cnn", "width": 32})
+    assert all(head.bias is None for head in model.classifiers)
+    assert [head.out_features for head in model.classifiers] == [6] * 7 + [7]
+    weights = torch.cat([head.weight.detach().flatten() for head in model.classifiers])
+    assert float(weights.std()) == pytest.approx(0.001, rel=0.05)
+
+
+def test_every_layer4_copy_starts_from_the_same_weights():
+    model = build()
+    reference = model.branches[0].state_dict()
+    for branch in model.branches[1:]:
+        assert all(torch.equal(v, reference[k]) for k, v in branch.state_dict().items())
+
+
+def test_separate_target_neck_when_not_shared(labels, layer3):
+    model = build(shared_bnneck=False)
+    assert model.target_neck is not model.neck
+    model.forward_from_layer3(layer3, labels)
+    assert model.target_neck.num_batches_tracked == 1  # the target pass only
+    assert model.neck.num_batches_tracked == 8  # C auxiliary + C latent calls
+
+
+def test_shared_neck_running_statistics_mix_every_pass(model, labels, layer3):
+    model.forward_from_layer3(layer3, labels)
+    assert model.target_neck is model.neck and model.neck.num_batches_tracked == 9  # C aux + target + C latent
+
+
+def test_bnneck_defaults_to_off_for_resnet50_ibn_only():
+    assert isinstance(build().neck, torch.nn.BatchNorm1d)
+    ibn = build(num_classes=3, backbone={"name": "resnet50_ibn"})
+    assert isinstance(ibn.neck, torch.nn.Identity) and ibn.feature_dim == 2048
+    assert isinstance(build(bnneck=False).neck, torch.nn.Identity)
+
+
+def test_gem_pooling_is_the_generalised_mean():
+    model = build(pooling="gem", gem_p=3.0)
+    x = torch.rand(2, 5, 3, 3) + 0.1
+    assert torch.allclose(model.pool(x).flatten(1), (x**3).mean(dim=(2, 3)) ** (1 / 3), atol=1e-6)
+
+
+def test_balanced_sampler_is_built_from_the_dataset_labels():
+    records = pd.DataFrame({"expr": [0] * 1 + [1] * 10 + [2] * 100})
+    dataset = RecordsDataset(records, load=dict, transform=lambda x: x, seed=3)
+    sampler = build(num_classes=3).train_sampler(dataset)
+    assert isinstance(sampler, ClassBalancedSampler) and sampler.seed == 3 and len(sampler) == 111
+    assert build(num_classes=3, sampler="shuffle").train_sampler(dataset) is None
+
+
+def test_msceleb_stem_has_no_relu_and_a_2x2_pool_and_keeps_the_224_feature_sizes():
+    model = build(num_classes=3, backbone={"name": "resnet18"}, stem="msceleb", image_size=224).eval()
+    stem = model.trunk[0]
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        manual = stem[4](torch.nn.functional.max_pool2d(stem[1](stem[0](x)), 2, 2))
+        assert torch.allclose(stem(x), manual, atol=1e-6)
+        assert stem(x).shape[-2:] == (56, 56)
+        layer3 = model.trunk(x)
+        assert layer3.shape[1:] == (256, 14, 14)
+        assert model.branches[3](layer3).shape[1:] == (512, 7, 7)
+    with pytest.raises(FermixError, match="stem=msceleb needs a ResNet backbone"):
+        build(stem="msceleb")
+
+
+def test_legacy_mode_trains_in_eval_mode_from_the_given_step_of_each_epoch(labels):
+    model = build(legacy_eval_after_steps=2).train()
+    batch = {"image": torch.randn(16, 3, 32, 32), "expr": labels}
+    modes = []
+    for _ in range(3):
+        model.training_step(batch)
+        modes.append(model.training)
+    assert modes == [True, True, False]
+    model.train()
+    model.on_train_epoch_start(1, 3)
+    model.training_step(batch)
+    assert model.training
+
+
+@pytest.mark.parametrize(("option", "value"), [("pooling", "max"), ("sampler", "uniform"), ("stem", "caffe")])
+def test_bad_choices_are_one_sentence_errors(option, value):
+    with pytest.raises(FermixError, match=f"method.{option} must be one of"):
+        build(**{option: value})

@@ -1,0 +1,77 @@
+"""The paper recipes (configs/method_dataset/dmue_*.yaml) compose and say what spec §3 says."""
+
+import pytest
+import torch
+from torchvision.transforms import v2
+
+from fermix.data.transforms import build_transform
+from fermix.engine.build import plain
+from fermix.engine.optim import build_optimizer, build_scheduler
+from tests.engine.runner import compose_job
+from tests.methods.dmue.conftest import build
+
+LR = {  # epoch: (base, classifiers), spec §3.1
+    0: (1e-4, 1e-3), 4: (1e-4, 5e-4), 6: (5e-5, 5e-4), 8: (5e-5, 1e-4), 12: (1e-5, 1e-4),
+    14: (1e-5, 1e-5), 20: (1e-5, 1e-5), 22: (5e-5, 5e-5), 25: (1e-5, 1e-5), 35: (1e-5, 1e-5),
+}
+
+
+@pytest.fixture(scope="module", params=[("affectnet", 6, 8), ("rafdb", 10, None)])
+def recipe(request, tmp_path_factory):
+    dataset, alpha, classes = request.param
+    cfg = compose_job("train", ["method=dmue", f"dataset={dataset}", "backbone=resnet18"], tmp_path_factory.mktemp("c"))
+    return plain(cfg), alpha, classes
+
+
+def test_recipe_loop_settings(recipe):
+    cfg, alpha, classes = recipe
+    assert cfg["data"]["batch_size"] == 72 and cfg["trainer"]["max_epochs"] == 36
+    assert (cfg["data"]["image_size"], cfg["data"]["resize"]) == (224, 256)
+    assert cfg["data"]["mean"] == [0.5] * 3 and cfg["data"]["std"] == [0.5] * 3
+    assert cfg["method"]["ramp_alpha"] == alpha and cfg["method"]["sp_weight"] == 1000
+    assert cfg["optim"]["name"] == "adam" and cfg["optim"]["weight_decay"] == 1e-4
+    if classes:
+        assert cfg["dataset"]["classes"] == classes
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step")
+def test_recipe_lr_tables_give_the_spec_lr_of_dmues_two_groups(recipe):
+    cfg, _, _ = recipe
+    model = build()
+    opt = build_optimizer(cfg["optim"], model.param_groups())
+    sched = build_scheduler(cfg["sched"], opt, cfg["trainer"]["max_epochs"])["scheduler"]
+    seen = {}
+    for epoch in range(36):
+        seen[epoch] = tuple(g["lr"] for g in opt.param_groups)
+        sched.step()
+    for epoch, expected in LR.items():
+        assert seen[epoch] == pytest.approx(expected, rel=1e-12)
+    assert [g["name"] for g in opt.param_groups] == ["base", "classifiers"]
+    assert opt.defaults["betas"] == (0.9, 0.999)
+
+
+def test_recipe_augmentation_is_spec_3_2_in_order(recipe):
+    cfg, _, _ = recipe
+    ops = list(build_transform(cfg["data"], train=True).transforms)
+    names = [type(t).__name__ for t in ops]
+    noise = ops[2]
+    assert isinstance(noise, v2.RandomApply) and noise.p == 0.25
+    assert type(noise.transforms[0]).__name__ == "PixelNoise"
+    assert noise.transforms[0].std == pytest.approx(30**0.5, rel=1e-3)  # variance 30
+    assert isinstance(ops[3], v2.RandomCrop) and ops[3].size == (224, 224)
+    assert isinstance(ops[4], v2.RandomHorizontalFlip) and ops[4].p == 0.5
+    assert isinstance(ops[6], v2.Normalize) and list(ops[6].mean) == [0.5] * 3
+    erasing = ops[7]
+    assert "Erasing" in names[7] and erasing.p == 0.5
+    assert erasing.scale == (0.02, 0.25) and erasing.ratio == (0.3, 3.3)
+    image = torch.randint(0, 256, (3, 256, 256), dtype=torch.uint8)
+    assert build_transform(cfg["data"], train=True)(image).shape == (3, 224, 224)
+    evaluation = [type(t).__name__ for t in build_transform(cfg["data"], train=False).transforms]
+    assert evaluation == ["ToImage", "Resize", "CenterCrop", "ToDtype", "Normalize"]
+
+
+def test_the_cpu_recipe_on_synthetic_faces(tmp_path):
+    cfg = plain(compose_job("train", ["method=dmue", "dataset=synthetic_noisy"], tmp_path))
+    assert cfg["backbone"]["name"] == "small_cnn" and cfg["data"]["batch_size"] == 72
+    assert cfg["method"]["ramp_alpha"] == 2 and cfg["optim"]["lr"] == 1e-3 and cfg["method"]["sp_weight"] == 10
+    assert cfg["method"]["classifier_lr_scale"] == 10  # heads at 1e-2 (spec §7.2)

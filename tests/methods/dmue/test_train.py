@@ -1,0 +1,77 @@
+"""`fermix train method=dmue dataset=synthetic_noisy` and `fermix test ckpt=` on CPU, tiny sizes;
+and a 2-process CPU DDP run, where each rank's half-batch is checked by the validity rule."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from fermix.data.info import DataInfo
+from fermix.engine.build import build_method
+from fermix.engine.checkpoint import load_checkpoint
+from tests.conftest import run_fermix
+from tests.engine.runner import run_train_in_process
+
+TINY = [
+    "method=dmue", "dataset=synthetic_noisy", "dataset.image_size=32", "dataset.train_per_cell=8",
+    "dataset.val_per_cell=3", "dataset.test_per_cell=3", "dataset.subjects_per_domain=[4,2,2]",
+    "dataset.cache_dir=synthetic_cache", "backbone.width=8", "data.image_size=32", "data.resize=36",
+    "data.num_workers=0", "trainer.accelerator=cpu", "trainer.num_sanity_val_steps=0", "logger=csv",
+    "progress=none", "method.ramp_alpha=1",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("dmue_cli")
+
+
+@pytest.fixture(scope="module")
+def trained(workdir) -> Path:
+    run = workdir / "run"
+    cache = f"dataset.cache_dir={workdir / 'synthetic_cache'}"
+    run_train_in_process([*TINY, cache, "data.batch_size=28", "trainer.max_epochs=2"], run)
+    return run
+
+
+def test_train_runs_on_cpu_and_logs_every_loss_term_and_the_skipped_count(trained):
+    assert (trained / "summary.json").is_file() and (trained / "checkpoints/best.ckpt").is_file()
+    logged = pd.read_csv(trained / "csv/metrics.csv")
+    for name in ("ce", "soft", "sp", "aux", "s_mean", "s_std", "skipped"):
+        assert logged[f"train/{name}_epoch" if name != "skipped" else "train/skipped"].notna().any(), name
+
+
+def test_fermix_test_rebuilds_dmue_from_the_checkpoint(trained, workdir, fermix_main):
+    ckpt = trained / "checkpoints/best.ckpt"
+    result = fermix_main(["test", f"ckpt={ckpt}", "split=val"], workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (out,) = (trained / "eval").glob("val_*")
+    assert (out / "predictions_val.csv").is_file()
+
+
+def test_the_checkpoint_exports_to_the_target_branch(trained):
+    ckpt = load_checkpoint(trained / "checkpoints/last.ckpt")
+    meta = ckpt["fermix"]
+    method = build_method(meta["config"]["method"], meta["config"]["backbone"], DataInfo.from_dict(meta["data_info"]))
+    method.load_state_dict({k.removeprefix("method."): v for k, v in ckpt["state_dict"].items()})
+    exported = method.export()
+    method.eval()
+    image = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(exported(image), method.predict({"image": image})["expr_logits"], atol=1e-5)
+
+
+def test_two_process_cpu_ddp_skips_together_when_any_rank_has_an_invalid_half_batch(workdir):
+    """56 per step = 28 per rank: each rank's shard is valid (every class twice) about half the time."""
+    args = ["train", *TINY, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "data.batch_size=56",
+            "trainer.max_epochs=2", "paths.runs_dir=ddp_runs"]
+    result = run_fermix(args, workdir, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = (workdir / "ddp_runs/dmue_synthetic_noisy").iterdir()
+    skipped = pd.read_csv(run / "csv/metrics.csv")["train/skipped"].dropna()
+    ckpt = torch.load(run / "checkpoints/last.ckpt", weights_only=True)
+    steps = {int(s["step"]) for s in ckpt["optimizer_states"][0]["state"].values()}
+    batches = 2 * 3  # 168 training draws per epoch / 56
+    assert 0 < skipped.sum() < batches
+    assert steps == {batches - int(skipped.sum())}  # Adam stepped exactly for the batches every rank could train
