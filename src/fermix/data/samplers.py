@@ -17,12 +17,12 @@ from torch.utils.data import Sampler
 from fermix.errors import FermixError
 
 
-class EpochShuffleSampler(Sampler[tuple[int, int]]):
-    def __init__(self, num_samples: int, seed: int, shuffle: bool = True) -> None:
-        self.num_samples = num_samples
-        self.seed = seed
-        self.shuffle = shuffle
-        self.epoch = 0
+class _EpochSeeded(Sampler[tuple[int, int]]):
+    """What fermix samplers share: the loop sets the epoch, and every draw is seeded from (seed, epoch)."""
+
+    num_samples: int
+    seed: int
+    epoch: int = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -30,9 +30,20 @@ class EpochShuffleSampler(Sampler[tuple[int, int]]):
     def __len__(self) -> int:
         return self.num_samples
 
+    def _generator(self, salt: int = 0) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch + salt)
+
+
+class EpochShuffleSampler(_EpochSeeded):
+    def __init__(self, num_samples: int, seed: int, shuffle: bool = True) -> None:
+        self.num_samples = num_samples
+        self.seed = seed
+        self.shuffle = shuffle
+        self.epoch = 0
+
     def __iter__(self) -> Iterator[tuple[int, int]]:
         if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            g = self._generator()
             order = torch.randperm(self.num_samples, generator=g).tolist()
         else:
             order = range(self.num_samples)
@@ -46,7 +57,7 @@ class EpochShuffleSampler(Sampler[tuple[int, int]]):
 REPEAT_STRIDE = 1 << 20
 
 
-class ClassBalancedSampler(Sampler[tuple[int, int]]):
+class ClassBalancedSampler(_EpochSeeded):
     """Draws with replacement, each labelled sample weighted 1 / (size of its class).
 
     Every class is then equally likely in every draw, so batches are class-balanced in
@@ -67,14 +78,8 @@ class ClassBalancedSampler(Sampler[tuple[int, int]]):
         self.seed = seed
         self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.num_samples
-
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch + 7_919)
+        g = self._generator(salt=7_919)
         draws = torch.multinomial(self.weights, self.num_samples, replacement=True, generator=g).tolist()
         seen: dict[int, int] = {}
         keys = []
