@@ -67,6 +67,9 @@ METHODS = Registry(
     {
         "erm": Entry("fermix.methods.erm:ERM", "backbone + linear head, cross-entropy (the plain baseline)"),
         "dmue": Entry("fermix.methods.dmue:DMUE", "latent distribution mining + pairwise uncertainty (DMUE)"),
+        "multitask": Entry(
+            "fermix.methods.multitask:Multitask", "AU + expression + VA from incomplete labels, teacher → students"
+        ),
         "au_align": Entry("fermix.methods.au_align:AUAlign", "layer attention aligned to action-unit heatmaps"),
         "iern": Entry(
             "fermix.methods.iern:IERN", "backdoor adjustment over a dataset-context confounder dictionary (IERN)"
@@ -131,6 +134,9 @@ BACKBONES = Registry(
         "resnet34": Entry("fermix.models.backbones:resnet34", "torchvision ResNet-34 trunk"),
         "resnet50": Entry("fermix.models.backbones:resnet50", "torchvision ResNet-50 trunk"),
         "resnet50_ibn": Entry("fermix.models.ibn:resnet50_ibn", "ResNet-50-IBN-a (DMUE's large backbone)"),
+        "resnet50_ferplus": Entry(
+            "fermix.models.ferplus:resnet50_ferplus", "FER+ caffe-style ResNet-50 (resnet50_ferplus_dag; multitask's)"
+        ),
     },
 )
 

@@ -1,5 +1,7 @@
 """Properties every registered method must have (parametrized over the registry, as timm does)."""
 
+import itertools
+
 import pytest
 import torch
 
@@ -12,18 +14,40 @@ from fermix.registry import METHODS
 FIVE = LabelSpace("toy5", ("a", "b", "c", "d", "e"))
 
 
+AUS = ["AU1", "AU2", "AU4", "AU6", "AU12", "AU15", "AU20", "AU25"]
+
+
 def _info() -> DataInfo:
-    return DataInfo(label_space=FIVE, keys=frozenset({"image", "expr", "sample_id", "subject"}), image_size=32)
+    keys = frozenset({"image", "expr", "au", "va", "sample_id", "subject"})
+    return DataInfo(label_space=FIVE, keys=keys, image_size=32, extras={"au_names": AUS})
 
 
 def _batch(n: int = 4) -> dict:
+    g = torch.Generator().manual_seed(n)
+    au = torch.randint(0, 2, (n, len(AUS)), generator=g).float()
+    au[1] = float("nan")  # an unlabelled row, as incomplete-label datasets have
     return {
-        "image": torch.randn(n, 3, 32, 32),
+        "image": torch.randn(n, 3, 32, 32, generator=g),
         "expr": torch.tensor([0, 4, -1, 2, 1, 3, 0, 4, 2, 1, 3][:n]),  # n=11: every class twice (DMUE needs it)
+        "au": au,
+        "va": torch.rand(n, 2, generator=g) * 2 - 1,
         "landmarks": torch.rand(n, 68, 2) * 32,  # pixel coordinates of `image` (methods that draw maps)
         "sample_id": [f"s{i}" for i in range(n)],
         "index": torch.arange(n),
     }
+
+
+def _training_batch(method: Method, batch: dict) -> dict:
+    """What the engine hands `training_step`: the batch, or {source: the rows its sampler draws}."""
+    labels = {"expr": batch["expr"].numpy(), "au": batch["au"].numpy(), "va": batch["va"].numpy()}
+    sources = method.train_sources(labels, seed=0)
+    if not sources:
+        return batch
+    out = {}
+    for name, source in sources.items():
+        rows = torch.tensor([i for i, _ in itertools.islice(iter(source.sampler), 4)])
+        out[name] = {k: v[rows] if torch.is_tensor(v) else [v[i] for i in rows] for k, v in batch.items()}
+    return out
 
 
 def _build(name: str) -> Method:
@@ -40,10 +64,13 @@ def test_method_is_sized_from_the_label_space(name):
 
 @pytest.mark.parametrize("name", METHODS.names())
 def test_training_step_returns_named_differentiable_terms(name):
-    method = _build(name).train()
+    method = _build(name)
+    if method.stages():  # staged methods train inside a stage (the engine begins it)
+        method.begin_stage(method.stages()[0])
+    method.train()
     if not method.automatic_optimization:
         pytest.skip("manual optimisation is exercised through the engine")
-    terms = method.training_step(_batch(11))
+    terms = method.training_step(_training_batch(method, _batch(11)))
     assert terms and all(v.ndim == 0 and torch.isfinite(v) for v in terms.values())
     sum(v for v in terms.values() if v.requires_grad).backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in method.parameters())

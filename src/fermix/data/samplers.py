@@ -9,7 +9,8 @@ Lightning calls `set_epoch` at the start of every epoch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch.utils.data import Sampler
@@ -57,7 +58,39 @@ class EpochShuffleSampler(_EpochSeeded):
 REPEAT_STRIDE = 1 << 20
 
 
-class ClassBalancedSampler(_EpochSeeded):
+def keys_with_repeats(draws: Iterable[int], epoch: int) -> list[tuple[int, int]]:
+    """Key the r-th draw of an index within one epoch `epoch + r * REPEAT_STRIDE`, so each repeat
+    gets its own augmentation stream (the convention of ClassBalancedSampler)."""
+    seen: dict[int, int] = {}
+    keys = []
+    for index in draws:
+        repeat = seen.get(index, 0)
+        seen[index] = repeat + 1
+        keys.append((index, epoch + repeat * REPEAT_STRIDE))
+    return keys
+
+
+class _WeightedDraws(_EpochSeeded):
+    """Draws `num_samples` dataset indices with replacement from `weights` (zero = never drawn)."""
+
+    _salt: ClassVar[int] = 0
+    weights: torch.Tensor
+
+    def _set_weights(self, weights: Any, seed: int, num_samples: int | None, labelled: int) -> None:
+        self.weights = torch.as_tensor(weights, dtype=torch.float64)
+        self.num_samples = int(num_samples if num_samples is not None else labelled)
+        if self.num_samples < 1:
+            raise FermixError(f"a sampler must draw at least one sample per epoch, not {self.num_samples}")
+        self.seed = seed
+        self.epoch = 0
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        g = self._generator(salt=self._salt)
+        draws = torch.multinomial(self.weights, self.num_samples, replacement=True, generator=g).tolist()
+        return iter(keys_with_repeats(draws, self.epoch))
+
+
+class ClassBalancedSampler(_WeightedDraws):
     """Draws with replacement, each labelled sample weighted 1 / (size of its class).
 
     Every class is then equally likely in every draw, so batches are class-balanced in
@@ -66,25 +99,14 @@ class ClassBalancedSampler(_EpochSeeded):
     epoch, by default the number of labelled samples. The draw depends only on (seed, epoch).
     """
 
+    _salt = 7_919
+
     def __init__(self, labels: Sequence[int], seed: int, num_samples: int | None = None) -> None:
         labels_t = torch.as_tensor(list(labels), dtype=torch.long)
         labelled = labels_t >= 0
         if not bool(labelled.any()):
             raise FermixError("the class-balanced sampler needs at least one labelled sample")
         counts = torch.bincount(labels_t[labelled])
-        self.weights = torch.zeros(len(labels_t), dtype=torch.float64)
-        self.weights[labelled] = 1.0 / counts[labels_t[labelled]].double()
-        self.num_samples = int(num_samples if num_samples is not None else int(labelled.sum()))
-        self.seed = seed
-        self.epoch = 0
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        g = self._generator(salt=7_919)
-        draws = torch.multinomial(self.weights, self.num_samples, replacement=True, generator=g).tolist()
-        seen: dict[int, int] = {}
-        keys = []
-        for index in draws:
-            repeat = seen.get(index, 0)
-            seen[index] = repeat + 1
-            keys.append((index, self.epoch + repeat * REPEAT_STRIDE))
-        return iter(keys)
+        weights = torch.zeros(len(labels_t), dtype=torch.float64)
+        weights[labelled] = 1.0 / counts[labels_t[labelled]].double()
+        self._set_weights(weights, seed, num_samples, int(labelled.sum()))

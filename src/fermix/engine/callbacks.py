@@ -81,12 +81,16 @@ class LastCheckpoint(ModelCheckpoint):
         return "LastCheckpoint"
 
 
-def build_callbacks(cfg: Mapping[str, Any], run_dir: Path, has_logger: bool) -> list[Callback]:
+def build_callbacks(
+    cfg: Mapping[str, Any], run_dir: Path, has_logger: bool, ckpt_dir: Path | None = None
+) -> list[Callback]:
+    """Checkpoints go to `ckpt_dir` (default run_dir/checkpoints; a staged method uses one per stage)."""
+    ckpt_dir = ckpt_dir or run_dir / "checkpoints"
     ckpt = cfg["checkpoint"]
     monitor = ckpt.get("monitor")
     callbacks: list[Callback] = [
         ModelCheckpoint(
-            dirpath=run_dir / "checkpoints",
+            dirpath=ckpt_dir,
             filename="best",
             monitor=monitor,  # None: "best" is simply the latest epoch (recipes without validation)
             mode=ckpt.get("mode", "max"),
@@ -94,7 +98,7 @@ def build_callbacks(cfg: Mapping[str, Any], run_dir: Path, has_logger: bool) -> 
             enable_version_counter=False,  # overwrite best.ckpt in place, never best-v1.ckpt
             auto_insert_metric_name=False,
         ),
-        LastCheckpoint(run_dir / "checkpoints"),  # after "best", so it records the best path too
+        LastCheckpoint(ckpt_dir),  # after "best", so it records the best path too
     ]
     early = cfg.get("early_stopping") or {}
     if early.get("patience") is not None:

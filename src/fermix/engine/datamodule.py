@@ -6,8 +6,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import pandas as pd
 import torch
+from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fermix.data.fingerprint import fingerprint
@@ -35,6 +37,8 @@ class FermixDataModule(pl.LightningDataModule):
         self.data_cfg = data_cfg
         self.seed = seed
         self.train_sampler_factory: Callable[[Dataset], Sampler | None] | None = None
+        # method.train_sources: several training sources ({name: TrainSource}) instead of one loader
+        self.train_sources_factory: Callable[[Mapping[str, Any], int], Mapping[str, Any] | None] | None = None
         self._info: DataInfo | None = None
         self.records: pd.DataFrame | None = None
         self._datasets: dict[str, RecordsDataset] = {}
@@ -57,13 +61,22 @@ class FermixDataModule(pl.LightningDataModule):
         )
         self.adapter = adapter
         self.records = records
+        extras = {}
+        if "au" in adapter.keys and getattr(adapter, "au_names", None):
+            extras["au_names"] = list(adapter.au_names)
         self._info = DataInfo(
             label_space=adapter.label_space,
             keys=frozenset(adapter.keys),
             image_size=int(self.data_cfg["image_size"]),
             num_domains=int(getattr(adapter, "num_domains", 1)),
+            extras=extras,
         )
         return self._info
+
+    def reseed(self, seed: int) -> None:
+        """A new training seed (the next stage of a staged method): new sample order and augmentation."""
+        self.seed = seed
+        self._datasets.pop("train", None)
 
     @property
     def info(self) -> DataInfo:
@@ -102,6 +115,25 @@ class FermixDataModule(pl.LightningDataModule):
             self._datasets[split] = RecordsDataset(records, self.adapter.load, transform, seed=self.seed)
         return self._datasets[split]
 
+    def task_labels(self, split: str) -> dict[str, np.ndarray]:
+        """The split's label arrays without loading an image: `expr` (N,), `au` (N, A), `va` (N, 2).
+
+        −1 / NaN mark unlabelled entries. An adapter may provide `task_labels(records)`; otherwise
+        they come from the records' columns (`expr`, the AU names, `valence`/`arousal`).
+        """
+        records = self.split_records(split)
+        if hasattr(self.adapter, "task_labels"):
+            return dict(self.adapter.task_labels(records))
+        labels: dict[str, np.ndarray] = {}
+        if "expr" in records:
+            labels["expr"] = records["expr"].to_numpy(np.int64)
+        au_names = list(self.info.extras.get("au_names") or [])
+        if au_names and all(a in records for a in au_names):
+            labels["au"] = records[au_names].to_numpy(np.float32)
+        if {"valence", "arousal"} <= set(records):
+            labels["va"] = records[["valence", "arousal"]].to_numpy(np.float32)
+        return labels
+
     # --- loaders --------------------------------------------------------------------------
     def _rank_batch_size(self) -> int:
         """`data.batch_size` is global: under DDP each of the N ranks loads batch_size / N."""
@@ -131,8 +163,38 @@ class FermixDataModule(pl.LightningDataModule):
             pin_memory=torch.cuda.is_available(),
         )
 
+    def source_loaders(self) -> dict[str, DataLoader] | None:
+        """One training loader per source the method names (None: the method wants one loader).
+
+        Each source batch is `data.batch_size × batch_scale` (the original multitask recipe: 20
+        images per task per step) and drops its last partial batch, so every step has all sources.
+        """
+        if self.train_sources_factory is None:
+            return None
+        sources = self.train_sources_factory(self.task_labels("train"), self.seed)
+        if not sources:
+            return None
+        dataset = self.dataset("train")
+        workers = int(self.data_cfg.get("num_workers", 0))
+        return {
+            name: DataLoader(
+                dataset,
+                batch_size=self._rank_batch_size() * int(source.batch_scale),
+                sampler=source.sampler,
+                drop_last=True,
+                num_workers=workers,
+                persistent_workers=workers > 0,
+                pin_memory=torch.cuda.is_available(),
+            )
+            for name, source in sources.items()
+        }
+
     # Lightning's fit loops (one per rank) use these; single-process evaluation calls loader() directly.
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | CombinedLoader:
+        sources = self.source_loaders()
+        if sources is not None:
+            # A step takes one batch of every source; the epoch ends with the shortest (spec: min_k).
+            return CombinedLoader(sources, mode="min_size")
         return self.loader("train", train=True, batch_size=self._rank_batch_size())
 
     def val_dataloader(self) -> DataLoader | list:

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, default_collate
 from fermix.engine.artifacts import plot_confusion_matrix, write_predictions_csv
 from fermix.methods.base import Method
 from fermix.metrics import ExpressionMetrics, scalar_metrics
+from fermix.metrics.abaw import au_scores, va_scores
 from fermix.utils.io import atomic_path, atomic_write_bytes
 
 log = logging.getLogger("fermix")
@@ -53,6 +54,9 @@ def _map_targets(expr: torch.Tensor, target_map: torch.Tensor | None) -> torch.T
     return torch.where(expr >= 0, target_map[expr.clamp(min=0)], expr)
 
 
+TARGET_KEYS = ("expr", "au", "va")  # the labels evaluation collects, when the batches carry them
+
+
 @torch.inference_mode()
 def predict_split(
     method: Method,
@@ -63,13 +67,15 @@ def predict_split(
 ) -> dict[str, Any]:
     """Run `method.predict` over a loader; returns ids, targets and concatenated CPU outputs.
 
-    With `target_map`, the batch's `expr` is moved into the model's label space before `predict`
-    sees it (a method may read the true label at evaluation, e.g. for a true-class CAM).
+    The result holds `sample_id`, the predict outputs by name, `targets` ({expr, au, va}: those
+    the batches carry) and, for convenience, `expr` = targets["expr"]. With `target_map`, the
+    batch's `expr` is moved into the model's label space before `predict` sees it (a method may
+    read the true label at evaluation, e.g. for a true-class CAM).
     """
     was_training = method.training
     method.eval().to(device)
     ids: list[str] = []
-    targets: list[torch.Tensor] = []
+    targets: dict[str, list[torch.Tensor]] = {}
     outputs: dict[str, list[torch.Tensor]] = {}
     try:
         for batch in loader:
@@ -79,16 +85,29 @@ def predict_split(
             with _autocast(device, precision):
                 out = method.predict(batch)
             ids += list(batch["sample_id"])
-            targets.append(batch["expr"].cpu())
+            for key in TARGET_KEYS:
+                if key in batch:
+                    targets.setdefault(key, []).append(batch[key].cpu())
             for k, v in out.items():
                 outputs.setdefault(k, []).append(v.float().cpu())
     finally:
         method.train(was_training)
-    return {
-        "sample_id": ids,
-        "expr": torch.cat(targets),
-        **{k: torch.cat(v) for k, v in outputs.items()},
-    }
+    collected = {k: torch.cat(v) for k, v in targets.items()}
+    result: dict[str, Any] = {"sample_id": ids, **{k: torch.cat(v) for k, v in outputs.items()}}
+    result["targets"] = collected
+    if "expr" in collected:
+        result["expr"] = collected["expr"]
+    return result
+
+
+def task_metrics(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> dict[str, float]:
+    """AU and VA metrics of a split (ABAW definitions), for methods that predict them."""
+    scalars: dict[str, float] = {}
+    if "au_logits" in outputs and "au" in targets:
+        scalars.update(au_scores(outputs["au_logits"].sigmoid(), targets["au"]))
+    if "va" in outputs and "va" in targets:
+        scalars.update(va_scores(outputs["va"], targets["va"]))
+    return {k: float(v) for k, v in scalars.items()}
 
 
 def evaluate_split(
@@ -100,46 +119,57 @@ def evaluate_split(
     device: torch.device,
     precision: str | None = None,
     target_map: torch.Tensor | None = None,
+    predictions: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Metrics of one split, plus predictions_<split>.csv and confusion_<split>.png in out_dir.
 
-    The method's optional hooks add to this: `evaluation_metrics` (its split-level metrics join
-    the engine's, so they are printed and stored in summary.json) and `evaluation_figures`
-    (written as <name>_<split>.png next to the confusion matrix).
+    Expression metrics need `expr_logits` and expression labels; AU and VA metrics (ABAW
+    definitions: au_f1, au_acc, au_score at threshold 0.5; ccc_v, ccc_a, va_score) need
+    `au_logits` / `va` and those labels. The method's optional hooks add to this:
+    `evaluation_metrics` (its split-level metrics join the engine's, so they are printed and
+    stored in summary.json), `derived_metrics`, and `evaluation_figures` (written as
+    <name>_<split>.png next to the confusion matrix).
 
     `target_map` maps the evaluation dataset's label indices to the model's (cross-dataset
-    evaluation); −1 marks classes the model does not know, which are left out.
+    evaluation); −1 marks classes the model does not know, which are left out. `predictions`
+    (a `predict_split` result of this loader) skips the forward pass.
     """
-    preds = predict_split(method, loader, device, precision, target_map)
-    targets = preds["expr"]
-    logits = preds["expr_logits"]
+    preds = predictions if predictions is not None else predict_split(method, loader, device, precision, target_map)
+    targets = preds["targets"]
+    outputs = {k: v for k, v in preds.items() if k not in ("sample_id", "expr", "targets")}
     class_names = list(method.data_info.label_space.classes)
-    metrics = ExpressionMetrics(len(class_names), sync_across_ranks=False)
-    metrics.update(logits, targets)
-    values = metrics.compute()
-    scalars = scalar_metrics(values)
-    outputs = {k: v for k, v in preds.items() if k not in ("sample_id", "expr")}
-    extra = method.evaluation_metrics(outputs, targets)
-    clash = sorted(set(extra) & set(scalars))
-    if clash:
-        raise ValueError(f"method {method.name} reports metric {clash[0]!r}, which the engine already computes")
-    scalars.update({name: float(value) for name, value in extra.items()})
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_predictions_csv(
-        out_dir / f"predictions_{split}.csv", preds["sample_id"], targets, logits.softmax(-1), class_names
-    )
-    plot_confusion_matrix(
-        out_dir / f"confusion_{split}.png", values["confusion"].numpy(), class_names, title=f"{split} split"
-    )
-    if method.figure_samples_per_class > 0:
-        batch = _figure_batch(loader, targets, method.figure_samples_per_class, target_map)
+    scalars: dict[str, float] = {}
+    values: dict[str, torch.Tensor] = {}
+    has_expr = "expr_logits" in outputs and "expr" in targets
+    if has_expr:
+        logits = outputs["expr_logits"]
+        metrics = ExpressionMetrics(len(class_names), sync_across_ranks=False)
+        metrics.update(logits, targets["expr"])
+        values = metrics.compute()
+        scalars = scalar_metrics(values)
+        write_predictions_csv(
+            out_dir / f"predictions_{split}.csv", preds["sample_id"], targets["expr"], logits.softmax(-1), class_names
+        )
+        plot_confusion_matrix(
+            out_dir / f"confusion_{split}.png", values["confusion"].numpy(), class_names, title=f"{split} split"
+        )
+    scalars.update(task_metrics(outputs, targets))
+    for extra in (method.evaluation_metrics(outputs, targets), method.derived_metrics(dict(scalars))):
+        clash = sorted(set(extra) & set(scalars))
+        if clash:
+            raise ValueError(f"method {method.name} reports metric {clash[0]!r}, which the engine already computes")
+        scalars.update({name: float(value) for name, value in extra.items()})
+    if has_expr and method.figure_samples_per_class > 0:
+        batch = _figure_batch(loader, targets["expr"], method.figure_samples_per_class, target_map)
         if batch is not None:
             write_method_figures(method, _to(batch, device), split, out_dir)
     return {
         "metrics": scalars,
-        "num_samples": len(targets),
-        "per_class_acc": dict(zip(class_names, values["per_class_acc"].tolist(), strict=True)),
-        "confusion": values["confusion"].tolist(),
+        "num_samples": len(preds["sample_id"]),
+        "per_class_acc": dict(zip(class_names, values["per_class_acc"].tolist(), strict=True)) if has_expr else {},
+        "confusion": values["confusion"].tolist() if has_expr else [],
+        "predictions": preds,
     }
 
 

@@ -15,9 +15,17 @@ from fermix.engine.checkpoint import FORMAT, FORMAT_VERSION, rng_states, set_rng
 from fermix.engine.optim import build_optimizer, build_scheduler
 from fermix.methods.base import Method
 from fermix.metrics import ExpressionMetrics, scalar_metrics
+from fermix.metrics.abaw import AUMetrics, VAMetrics
 
 # A skipped batch (training_step -> {}) is deliberate and counted in `train/skipped`.
 warnings.filterwarnings("ignore", message=r"`training_step` returned `None`", module=r"lightning\.pytorch")
+
+
+def batch_size(batch: dict[str, Any]) -> int:
+    """Samples in a batch; a multi-source batch ({source: batch}) counts all its sources."""
+    if "index" in batch:
+        return len(batch["index"])
+    return sum(batch_size(part) for part in batch.values() if isinstance(part, dict))
 
 
 class _ManualOptimization:
@@ -75,6 +83,9 @@ class FermixModule(pl.LightningModule):
         self.automatic_optimization = method.automatic_optimization
         num_classes = method.data_info.num_classes
         self.val_metrics = ExpressionMetrics(num_classes)
+        au_names = method.data_info.extras.get("au_names") or []
+        self.val_au = AUMetrics(len(au_names)) if "au" in method.tasks and au_names else None
+        self.val_va = VAMetrics() if "va" in method.tasks else None
         self.last_val_metrics: dict[str, float] = {}
         self._pending_rng: dict[str, Any] | None = None
         self._manual = _ManualOptimization(self)
@@ -107,7 +118,7 @@ class FermixModule(pl.LightningModule):
                 return None
             total = sum((v.detach() for v in terms.values()), start=torch.zeros((), device=self.device))
         self.log("train/skipped", 0.0, on_step=False, on_epoch=True, reduce_fx="sum", batch_size=1)
-        size = len(batch["index"])
+        size = batch_size(batch)
         for name, value in terms.items():
             self.log(f"train/{name}", value.detach(), on_step=True, on_epoch=True, batch_size=size)
         self.log("train/loss", total.detach(), prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
@@ -157,11 +168,23 @@ class FermixModule(pl.LightningModule):
     # --- validation (test-split evaluation is engine/evaluate.py, one exact pass) ------------
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         out = self.method.predict(batch)
-        self.val_metrics.update(out["expr_logits"].float(), batch["expr"])
+        if "expr_logits" in out and "expr" in batch:
+            self.val_metrics.update(out["expr_logits"].float(), batch["expr"])
+        if self.val_au is not None and "au_logits" in out and "au" in batch:
+            self.val_au.update(out["au_logits"].float(), batch["au"])
+        if self.val_va is not None and "va" in out and "va" in batch:
+            self.val_va.update(out["va"].float(), batch["va"])
 
     def on_validation_epoch_end(self) -> None:
-        values = scalar_metrics(self.val_metrics.compute())
+        values: dict[str, float] = {}
+        if "expr" in self.method.tasks:
+            values.update(scalar_metrics(self.val_metrics.compute()))
+        for metric in (self.val_au, self.val_va):
+            if metric is not None:
+                values.update({k: float(v) for k, v in metric.compute().items()})
+                metric.reset()
         self.val_metrics.reset()
+        values.update(self.method.derived_metrics(dict(values)))
         if self.trainer.sanity_checking:
             return
         self.last_val_metrics = values

@@ -54,6 +54,28 @@ def _eval_dataset_cfg(trained: DictConfig, override: Any) -> tuple[DictConfig, b
     return merged, True
 
 
+def write_submission(out: Path, records: Any, preds: dict[str, Any], info: DataInfo) -> dict[str, int]:
+    """ABAW 2020 files (one txt per video and task) from a split's predictions; returns files per task.
+
+    AU decisions use the method's tuned thresholds when it predicts `au_pred`, else σ > 0.5; a
+    frame missing from a video repeats the previous frame's prediction.
+    """
+    from fermix.report.abaw_submission import fill_missing_frames, submission_frames, write_abaw_submission
+
+    au = preds.get("au_pred")
+    if au is None and "au_logits" in preds:
+        au = (preds["au_logits"].sigmoid() > 0.5).float()
+    tables = submission_frames(
+        records,
+        expr_index=preds["expr_logits"].argmax(1).numpy() if "expr_logits" in preds else None,
+        class_names=tuple(info.label_space.classes),
+        au_pred=au.numpy() if au is not None else None,
+        au_names=tuple(info.extras.get("au_names") or ()),
+        va=preds["va"].numpy() if "va" in preds else None,
+    )
+    return {task: len(write_abaw_submission(out / task, task, fill_missing_frames(t))) for task, t in tables.items()}
+
+
 def run_test(cfg: DictConfig) -> dict[str, Any]:
     ckpt_path = Path(cfg.ckpt)
     ckpt = load_checkpoint(ckpt_path)
@@ -100,6 +122,9 @@ def run_test(cfg: DictConfig) -> dict[str, Any]:
         target_map=label_map(info.label_space, data_info.label_space),
     )
     print_metrics_table(result["metrics"], title=f"{method.name} · {dataset_cfg.name} {split} · {ckpt_path.name}")
+    if cfg.get("abaw_submission"):
+        written = write_submission(run_dir / "abaw_submission", dm.split_records(split), result["predictions"], info)
+        log.info("ABAW submission files: %s", ", ".join(f"{t} {n}" for t, n in written.items()))
     summary = {
         "checkpoint": str(ckpt_path),
         "method": method.name,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 import time
 import warnings
 from pathlib import Path
@@ -17,13 +19,13 @@ from fermix.data.transforms import preprocessing_spec
 from fermix.engine.artifacts import print_metrics_table
 from fermix.engine.build import build_method, plain
 from fermix.engine.callbacks import build_callbacks
-from fermix.engine.checkpoint import AtomicCheckpointIO, load_checkpoint, provenance
+from fermix.engine.checkpoint import AtomicCheckpointIO, load_checkpoint, provenance, save_atomic
 from fermix.engine.console import quiet_libraries
 from fermix.engine.datamodule import FermixDataModule
-from fermix.engine.evaluate import evaluate_split, resolve_device
+from fermix.engine.evaluate import evaluate_split, predict_split, resolve_device
 from fermix.engine.module import FermixModule
 from fermix.errors import FermixError
-from fermix.utils.io import atomic_write_json
+from fermix.utils.io import atomic_path, atomic_write_json
 
 log = logging.getLogger("fermix")
 
@@ -50,16 +52,17 @@ def resolve_resume(resume: str | None, run_dir: Path, method_name: str) -> str |
     return str(path)
 
 
-def _loggers(cfg: DictConfig, run_dir: Path) -> list[Any]:
+def _loggers(cfg: DictConfig, run_dir: Path, version: str = "") -> list[Any]:
+    """TensorBoard / CSV loggers; a staged method logs each stage under its own version folder."""
     loggers: list[Any] = []
     if cfg.logger.get("tensorboard"):
         from lightning.pytorch.loggers import TensorBoardLogger
 
-        loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version=""))
+        loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version=version))
     if cfg.logger.get("csv"):
         from lightning.pytorch.loggers import CSVLogger
 
-        loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
+        loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=version))
     return loggers
 
 
@@ -78,6 +81,7 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
     method = build_method(cfg.method, cfg.backbone, info)
     dm.check_requires(method.requires, method.name)
     dm.train_sampler_factory = method.train_sampler
+    dm.train_sources_factory = method.train_sources
 
     meta = {
         "method": method.name,
@@ -90,15 +94,33 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
         "split_sizes": dm.split_sizes(),
         "provenance": provenance(),
     }
-    trainer_cfg = dict(plain(cfg.trainer))
-    clip = {k: trainer_cfg.pop(k, None) for k in ("gradient_clip_val", "gradient_clip_algorithm")}
-    if method.automatic_optimization:
-        trainer_cfg.update({k: v for k, v in clip.items() if v is not None})
+    trainer_cfg, clip = _trainer_cfg(cfg, method.automatic_optimization)
     module = FermixModule(method, cfg.optim, cfg.sched, meta, clip=clip)
 
-    loggers = _loggers(cfg, run_dir)
-    callbacks = build_callbacks(cfg, run_dir, has_logger=bool(loggers))
-    trainer = pl.Trainer(
+    if method.stages():
+        return _run_stages(cfg, run_dir, module, dm)
+    start = time.monotonic()
+    trainer = _trainer(cfg, run_dir, run_dir / "checkpoints", trainer_cfg)
+    ckpt_path = resolve_resume(cfg.get("resume"), run_dir, method.name)
+    if ckpt_path:  # continuing in the same directory is the point of a resume
+        warnings.filterwarnings("ignore", message=r".*exists and is not empty.*")
+    _log_start(trainer, cfg, method, info, run_dir, meta)
+    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    if trainer.interrupted:
+        raise FermixError(f"training was interrupted; resume with resume=auto hydra.run.dir={run_dir}")
+    if not trainer.is_global_zero:
+        return {}
+    ckpt_cb = trainer.checkpoint_callback
+    best = Path(ckpt_cb.best_model_path) if ckpt_cb and ckpt_cb.best_model_path else run_dir / "checkpoints/last.ckpt"
+    return _finish(cfg, run_dir, best, module, dm, time.monotonic() - start, trainer.current_epoch, trainer.global_step)
+
+
+def _trainer(
+    cfg: DictConfig, run_dir: Path, ckpt_dir: Path, trainer_cfg: dict[str, Any], stage: str = ""
+) -> pl.Trainer:
+    loggers = _loggers(cfg, run_dir, version=stage)
+    callbacks = build_callbacks(cfg, run_dir, has_logger=bool(loggers), ckpt_dir=ckpt_dir)
+    return pl.Trainer(
         **trainer_cfg,
         logger=loggers or False,
         callbacks=callbacks,
@@ -107,9 +129,17 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
         enable_progress_bar=any(isinstance(c, ProgressBar) for c in callbacks),
         enable_model_summary=False,
     )
-    ckpt_path = resolve_resume(cfg.get("resume"), run_dir, method.name)
-    if ckpt_path:  # continuing in the same directory is the point of a resume
-        warnings.filterwarnings("ignore", message=r".*exists and is not empty.*")
+
+
+def _trainer_cfg(cfg: DictConfig, method_automatic: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    trainer_cfg = dict(plain(cfg.trainer))
+    clip = {k: trainer_cfg.pop(k, None) for k in ("gradient_clip_val", "gradient_clip_algorithm")}
+    if method_automatic:
+        trainer_cfg.update({k: v for k, v in clip.items() if v is not None})
+    return trainer_cfg, clip
+
+
+def _log_start(trainer: pl.Trainer, cfg: DictConfig, method: Any, info: Any, run_dir: Path, meta: dict) -> None:
     if trainer.is_global_zero:
         log.info(
             "training %s on %s (%s) in %s; split sizes %s",
@@ -119,31 +149,98 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
             run_dir,
             meta["split_sizes"],
         )
+
+
+# --- staged methods (multitask: teacher, then students) --------------------------------------
+# Each stage is one fit with its own optimizer, epochs, seed, logs (csv/<stage>/) and best-epoch
+# selection (checkpoints/<stage>/best.ckpt). Every stage's checkpoint holds the whole method, so
+# the last stage's best.ckpt — copied to checkpoints/best.ckpt — is the finished model. A stage is
+# finished when checkpoints/<stage>/done.json exists; `resume=auto` skips finished stages, loads
+# the newest finished one's best weights and resumes an interrupted stage from its last.ckpt.
+def _run_stages(cfg: DictConfig, run_dir: Path, module: FermixModule, dm: FermixDataModule) -> dict[str, Any]:
+    method = module.method
+    trainer_cfg, _ = _trainer_cfg(cfg, method.automatic_optimization)
+    resume = cfg.get("resume")
+    if resume not in (None, "", "none", "auto"):
+        raise FermixError("a staged method resumes its own run only: use resume=auto with hydra.run.dir=RUN_DIR")
     start = time.monotonic()
-    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
-    if trainer.interrupted:
-        raise FermixError(f"training was interrupted; resume with resume=auto hydra.run.dir={run_dir}")
-    if not trainer.is_global_zero:
+    epochs = steps = 0
+    best: Path | None = None
+    for stage in method.stages():
+        stage_dir = run_dir / "checkpoints" / stage.name
+        done = stage_dir / "done.json"
+        if resume == "auto" and done.is_file():
+            best = Path(json.loads(done.read_text())["best"])
+            log.info("stage %s finished earlier (%s)", stage.name, best)
+            continue
+        if best is not None:  # the previous stages' selected weights (after a resume)
+            module.load_state_dict(load_checkpoint(best)["state_dict"])
+        seed = int(cfg.seed) + stage.seed_offset
+        pl.seed_everything(seed, workers=True, verbose=False)
+        dm.reseed(seed)
+        method.begin_stage(stage)
+        trainer = _trainer(cfg, run_dir, stage_dir, {**trainer_cfg, "max_epochs": stage.max_epochs}, stage.name)
+        last = stage_dir / "last.ckpt"
+        ckpt_path = str(last) if resume == "auto" and last.is_file() else None
+        if ckpt_path:
+            warnings.filterwarnings("ignore", message=r".*exists and is not empty.*")
+        if trainer.is_global_zero:
+            log.info("stage %s: %d epochs, seed %d", stage.name, stage.max_epochs, seed)
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+        if trainer.interrupted:
+            raise FermixError(f"training was interrupted; resume with resume=auto hydra.run.dir={run_dir}")
+        cb = trainer.checkpoint_callback
+        best = Path(cb.best_model_path) if cb and cb.best_model_path else last
+        module.load_state_dict(load_checkpoint(best)["state_dict"])
+        epochs, steps = epochs + trainer.current_epoch, steps + trainer.global_step
+        if trainer.is_global_zero:
+            atomic_write_json(done, {"stage": stage.name, "best": str(best), "epochs": trainer.current_epoch})
+    assert best is not None
+    if not trainer_is_global_zero():
         return {}
-    return _finish(cfg, run_dir, trainer, module, dm, time.monotonic() - start)
+    final = run_dir / "checkpoints" / "best.ckpt"
+    with atomic_path(final) as tmp:
+        shutil.copyfile(best, tmp)
+    return _finish(cfg, run_dir, final, module, dm, time.monotonic() - start, epochs, steps)
+
+
+def trainer_is_global_zero() -> bool:
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 def _finish(
-    cfg: DictConfig, run_dir: Path, trainer: pl.Trainer, module: FermixModule, dm: FermixDataModule, seconds: float
+    cfg: DictConfig,
+    run_dir: Path,
+    best: Path,
+    module: FermixModule,
+    dm: FermixDataModule,
+    seconds: float,
+    epochs_trained: int,
+    global_step: int,
 ) -> dict[str, Any]:
-    """Reload the validation-selected weights, evaluate val and test, write summary.json."""
-    ckpt_cb = trainer.checkpoint_callback
-    best = Path(ckpt_cb.best_model_path) if ckpt_cb and ckpt_cb.best_model_path else run_dir / "checkpoints/last.ckpt"
+    """Reload the validation-selected weights, calibrate on val, evaluate val and test, write summary.json."""
     best_ckpt = load_checkpoint(best)
     module.load_state_dict(best_ckpt["state_dict"])
+    module.method.end_stages()
     device = resolve_device(cfg.trainer.get("accelerator"))
     precision = str(cfg.trainer.get("precision"))
+    val_preds = None
+    if dm.has_split("val"):
+        val_preds = predict_split(module.method, dm.loader("val"), device, precision)
+        if module.method.calibrate({k: v for k, v in val_preds.items() if k not in ("sample_id", "expr", "targets")},
+                                   val_preds["targets"]):  # fmt: skip
+            best_ckpt["state_dict"] = module.state_dict()  # post-hoc state (thresholds) travels with the model
+            save_atomic(best_ckpt, best)
+            log.info("calibrated %s on the validation split; saved in %s", module.method.name, best)
     results: dict[str, Any] = {}
     for split in ("val", "test"):
         if dm.has_split(split):
             results[split] = evaluate_split(
-                module.method, dm.loader(split), split, run_dir, device=device, precision=precision
-            )
+                module.method, dm.loader(split), split, run_dir, device=device, precision=precision,
+                predictions=val_preds if split == "val" else None,
+            )  # fmt: skip
             print_metrics_table(results[split]["metrics"], title=f"{module.method.name} · {split} (best.ckpt)")
     summary = {
         "method": module.method.name,
@@ -151,8 +248,8 @@ def _finish(
         "run_dir": str(run_dir),
         "best_checkpoint": str(best),
         "best_epoch": best_ckpt["fermix"]["epoch"],
-        "epochs_trained": trainer.current_epoch,
-        "global_step": trainer.global_step,
+        "epochs_trained": epochs_trained,
+        "global_step": global_step,
         "seed": int(cfg.seed),
         "seconds": round(seconds, 2),
         "split_sizes": dm.split_sizes(),

@@ -20,11 +20,20 @@ a method never calls `.cuda()`, never writes files and never logs. What the engi
   optionally `attention`, `uncertainty`, `features`). Every metric is computed from this dict.
 - optional: `train_sampler(dataset)`, `on_train_epoch_start(epoch, max_epochs)` (ramps),
   `export()` (the inference-only module).
+- optional, for incomplete labels: `train_sources(labels, seed)` names several training
+  sources (one sampler each, e.g. one per task); the engine loads a batch from every source per
+  step, hands `training_step` a `{source: batch}` dict and ends the epoch at the shortest one.
+- optional, for staged training (teacher → students): `stages()` lists the stages; the engine
+  runs one fit per stage (own optimizer, epochs, seed, best-epoch selection) and calls
+  `begin_stage(stage)` before each and `end_stages()` after the last. One checkpoint holds all.
 - optional evaluation hooks, called by the engine's exact evaluation (engine/evaluate.py) and
   never during training: `evaluation_metrics(outputs, targets)` for split-level metrics the
   method defines (reported next to accuracy and stored in summary.json), and
   `evaluation_figures(batch)` for pictures of a few samples (written next to the confusion
   matrix). A method returns numbers and figures; the engine writes the files.
+  `derived_metrics(values)` adds numbers computed from the engine's split metrics (e.g. a
+  checkpoint-selection sum); `calibrate(outputs, targets)` fits post-hoc state (decision
+  thresholds) on the validation split after training; the engine saves it in the checkpoint.
 
 State that inference needs lives in parameters or registered buffers, so it travels in the
 checkpoint's state dict.
@@ -34,7 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 
 from torch import Tensor, nn
 
@@ -52,6 +61,23 @@ Batch = dict[str, Any]
 @dataclass
 class MethodConfig:
     """Base of every method's config dataclass; the fields mirror configs/method/<name>.yaml."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One fit of a staged method: its name (a folder under checkpoints/), epochs and seed offset."""
+
+    name: str
+    max_epochs: int
+    seed_offset: int = 0
+
+
+class TrainSource(NamedTuple):
+    """One training source: its sampler (yielding dataset indices) and its batch size as a multiple
+    of `data.batch_size`."""
+
+    sampler: Sampler
+    batch_scale: int = 1
 
 
 class ManualOptimization(Protocol):
@@ -112,6 +138,22 @@ class Method(nn.Module):
     def on_train_epoch_start(self, epoch: int, max_epochs: int) -> None:
         """Hook for schedules the method owns (ramps); default: nothing to do."""
 
+    def train_sources(self, labels: Mapping[str, Any], seed: int) -> dict[str, TrainSource] | None:
+        """Several training sources instead of one loader; `labels` are the train split's label
+        arrays (`expr` (N,), `au` (N, A), `va` (N, 2); −1 / NaN = unlabelled). None = one loader."""
+        return None
+
+    # --- staged training (optional) ----------------------------------------------------------
+    def stages(self) -> list[Stage]:
+        """The fits to run one after the other; empty = one ordinary fit of `trainer.max_epochs`."""
+        return []
+
+    def begin_stage(self, stage: Stage) -> None:
+        """Prepare the stage's fit (which parameters train, which are frozen). Called after seeding."""
+
+    def end_stages(self) -> None:
+        """All stages are done (or a staged checkpoint was loaded for evaluation)."""
+
     # --- inference ------------------------------------------------------------------------
     def predict(self, batch: Batch) -> dict[str, Tensor]:
         raise TypeError(f"method {self.name} does not implement predict")
@@ -124,15 +166,24 @@ class Method(nn.Module):
     # How many samples of each class the engine hands to `evaluation_figures` (0 = no figures).
     figure_samples_per_class: ClassVar[int] = 0
 
-    def evaluation_metrics(self, outputs: Mapping[str, Tensor], targets: Tensor) -> dict[str, float]:
-        """Split-level metrics beyond the engine's expression metrics; default: none.
+    def evaluation_metrics(self, outputs: Mapping[str, Tensor], targets: Mapping[str, Tensor]) -> dict[str, float]:
+        """Split-level metrics beyond the engine's; default: none.
 
         `outputs` are the split's `predict` outputs concatenated in split order (CPU, float), so
         per-sample values a method puts in its predict dict (e.g. an interpretability score) can
-        be aggregated here; `targets` are the labels in the model's label space (−1 = none).
-        Names must not clash with the engine's metrics (acc, macro_f1, ...).
+        be aggregated here; `targets` are the split's labels that the batches carry: `expr` in
+        the model's label space (−1 = none), `au` (N, A) and `va` (N, 2) with NaN = none.
+        Names must not clash with the engine's metrics (acc, macro_f1, au_score, ...).
         """
         return {}
+
+    def derived_metrics(self, values: Mapping[str, float]) -> dict[str, float]:
+        """Numbers computed from the engine's metrics of a split (validation and evaluation alike)."""
+        return {}
+
+    def calibrate(self, outputs: Mapping[str, Tensor], targets: Mapping[str, Tensor]) -> bool:
+        """Fit post-hoc state on the validation split's predictions; True if state changed."""
+        return False
 
     def evaluation_figures(self, batch: Batch) -> dict[str, Any]:
         """Pictures of a few evaluation samples: {name: matplotlib Figure or H×W×3 uint8 array}.

@@ -69,7 +69,7 @@ def test_method_reports_the_macro_over_non_neutral_classes_from_its_predict_outp
         out = method.predict(batch)
     assert set(method.metric_names()) == {"att_cos@5", "cam_cos", "gradcam_cos"} <= set(out)
     assert math.isnan(float(out["att_cos@5"][0]))  # neutral: no map
-    metrics = method.evaluation_metrics(out, batch["expr"])
+    metrics = method.evaluation_metrics(out, {"expr": batch["expr"]})
     per_sample = out["att_cos@5"]
     expected = (float(per_sample[1:3].mean()) + float(per_sample[3]) + float(per_sample[4])) / 3
     assert metrics["att_cos@5"] == pytest.approx(expected, rel=1e-6)

@@ -77,6 +77,23 @@ class SyntheticDataset:
     def load(self, row: Mapping[str, Any]) -> dict[str, Any]:
         return self.sample(str(row["part"]), int(row["row"]))
 
+    def task_labels(self, records: pd.DataFrame) -> dict[str, np.ndarray]:
+        """`expr` (N,), `au` occurrence (N, A) and `va` (N, 2) of `records`, NaN where unlabelled,
+        read from the label tables (no image is touched), in the same values `sample` gives."""
+        n, n_au = len(records), len(self.au_names)
+        au = np.full((n, n_au), np.nan, np.float32)
+        va = np.full((n, 2), np.nan, np.float32)
+        parts = records["part"].to_numpy()
+        rows = records["row"].to_numpy()
+        for part in np.unique(parts):
+            at = np.flatnonzero(parts == part)
+            m = self.splits[str(part)].meta
+            r = rows[at]
+            has_au, has_va = m["has_au"][r].astype(bool), m["has_va"][r].astype(bool)
+            au[at[has_au]] = (m["au_intensity"][r[has_au]] >= self.config.au_threshold).astype(np.float32)
+            va[at[has_va]] = m["va"][r[has_va]]
+        return {"expr": records["expr"].to_numpy(np.int64), "au": au, "va": va}
+
     def sample(self, split: str, i: int) -> dict[str, Any]:
         data = self.splits[split]
         m = data.meta

@@ -193,10 +193,11 @@ class AUAlign(Method):
     def metric_names(self) -> list[str]:
         return [f"att_cos@{k}" for k in self.config.eval_layers] + [f"{kind}_cos" for kind in self.config.cams]
 
-    def evaluation_metrics(self, outputs: Mapping[str, Tensor], targets: Tensor) -> dict[str, float]:
+    def evaluation_metrics(self, outputs: Mapping[str, Tensor], targets: Mapping[str, Tensor]) -> dict[str, float]:
         """ATT-COS / CAM-COS of the split: per-class means over valid maps, then the class mean."""
         k = self.data_info.num_classes
-        return {name: macro_cosine(outputs[name], targets, k) for name in self.metric_names() if name in outputs}
+        expr = targets["expr"]
+        return {name: macro_cosine(outputs[name], expr, k) for name in self.metric_names() if name in outputs}
 
     def evaluation_figures(self, batch: Batch) -> dict[str, Any]:
         from fermix.methods.au_align.figures import overlay_grid
