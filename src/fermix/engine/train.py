@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from fermix.data.transforms import preprocessing_spec
 from fermix.engine.artifacts import print_metrics_table
-from fermix.engine.build import build_method, plain
+from fermix.engine.build import build_method, method_class, plain
 from fermix.engine.callbacks import build_callbacks
 from fermix.engine.checkpoint import AtomicCheckpointIO, load_checkpoint, provenance, save_atomic
 from fermix.engine.console import quiet_libraries
@@ -78,8 +78,8 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
             f"checkpoint.monitor={cfg.checkpoint.monitor} needs a validation split, and this run has none; "
             "set data.val_fraction > 0, or checkpoint.monitor=null to keep the last epoch"
         )
+    dm.check_requires(method_class(cfg.method.name).requires, cfg.method.name)  # before any weights load
     method = build_method(cfg.method, cfg.backbone, info)
-    dm.check_requires(method.requires, method.name)
     dm.train_sampler_factory = method.train_sampler
     dm.train_sources_factory = method.train_sources
 

@@ -45,7 +45,9 @@ def test_training_on_synthetic_faces_reports_att_cos_and_cam_cos_next_to_accurac
         assert all(0.0 <= metrics[name] <= 1.0 for name in METRICS)
         assert (root / "run" / f"au_align_overlays_{split}.png").is_file()
     ckpt = torch.load(root / "run/checkpoints/best.ckpt", weights_only=True)
-    assert ckpt["fermix"]["config"]["method"]["map_zoom"] == 1.125  # the synthetic recipe was applied
+    method = ckpt["fermix"]["config"]["method"]  # the synthetic recipe was applied; map_zoom=auto sees resize 36
+    assert (method["lam"], method["large_maps_stages"]) == (4.0, 1)
+    assert (method["map_zoom"], method["data_resize"]) == ("auto", 36)
 
 
 def test_fermix_test_rebuilds_the_method_and_writes_metrics_and_overlays(run, fermix_main):

@@ -120,7 +120,8 @@ def test_classes_outside_the_codebook_get_cross_entropy_only():
         ({"p": 0.0}, "p and q"),
         ({"lam": -1.0}, "λ"),
         ({"heatmap": "blob"}, "unknown heatmap type"),
-        ({"map_zoom": 0.0}, "map_zoom"),
+        ({"map_zoom": 0.0}, "map_zoom must be positive"),
+        ({"map_zoom": "big"}, "map_zoom must be a positive number or `auto`"),
         ({"large_maps_stages": 9}, "large_maps_stages"),
     ],
 )

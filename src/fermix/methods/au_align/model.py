@@ -32,7 +32,8 @@ class AUAlignConfig(MethodConfig):
     end_epoch: int = -1  # last epoch with the alignment term (inclusive); -1 = to the end
     heatmap: str = "aus_class"  # aus_class | aus_generic | landmarks
     codebook: str = "code"  # code | paper
-    map_zoom: float = 1.0  # face magnification of the input vs the stored crop (resize / image_size)
+    map_zoom: float | str = "auto"  # face magnification of input vs stored crop; auto = data_resize / image_size
+    data_resize: int | None = None  # the pipeline's data.resize (the YAML interpolates it), read by map_zoom=auto
     base_size: int = 224
     mid_res: int = 28
     lndmk_variance: float = 64.0  # heatmap=landmarks only
@@ -53,6 +54,18 @@ def remove_strides(backbone: Backbone, stages: int) -> None:
         for module in stage.modules():
             if isinstance(module, nn.Conv2d) and module.stride != (1, 1):
                 module.stride = (1, 1)
+
+
+def resolve_map_zoom(zoom: float | str, data_resize: int | None, image_size: int) -> float:
+    """The face magnification the AU regions must follow. `auto`: resize-then-crop pipelines show
+    the stored crop magnified by resize / image_size (random_crop in training, centre crop at
+    evaluation), so the 224 px radii must grow by as much; 1.0 when the resize is unknown."""
+    if zoom == "auto":
+        return float(data_resize) / float(image_size) if data_resize else 1.0
+    try:
+        return float(zoom)
+    except (TypeError, ValueError):
+        raise FermixError(f"map_zoom must be a positive number or `auto`, got {zoom!r}.") from None
 
 
 def stem_split(stage: nn.Module) -> int | None:
@@ -89,7 +102,7 @@ class AUAlign(Method):
         self.map_spec = MapSpec(
             kind=config.heatmap,
             codebook=config.codebook,
-            zoom=float(config.map_zoom),
+            zoom=resolve_map_zoom(config.map_zoom, config.data_resize, data_info.image_size),
             base_size=int(config.base_size),
             mid_res=int(config.mid_res),
             lndmk_variance=float(config.lndmk_variance),
