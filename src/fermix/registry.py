@@ -70,6 +70,9 @@ METHODS = Registry(
         "multitask": Entry(
             "fermix.methods.multitask:Multitask", "AU + expression + VA from incomplete labels, teacher → students"
         ),
+        "multitask_rnn": Entry(
+            "fermix.methods.multitask.sequence:MultitaskRNN", "multitask's CNN-RNN: GRUs over a frozen multitask CNN"
+        ),
         "au_align": Entry("fermix.methods.au_align:AUAlign", "layer attention aligned to action-unit heatmaps"),
         "iern": Entry(
             "fermix.methods.iern:IERN", "backdoor adjustment over a dataset-context confounder dictionary (IERN)"

@@ -123,6 +123,22 @@ def test_hflip_with_p_1_mirrors_the_image():
     assert torch.equal(_train([{"name": "center_crop"}, {"name": "hflip", "p": 0.0}])(image), plain)
 
 
+def test_fixed_crop_flip_is_one_crop_and_flip_for_the_whole_run_drawn_from_its_seed():
+    import random
+
+    image = _image()
+    transform = _train([{"name": "fixed_crop_flip", "seed": 7}])
+    v = random.Random(7).random()  # the multitask original's single draw, made at build time
+    offset = int((64 - 56) * v)
+    full = build_transform({**BASE, "image_size": 64, "augment": {"ops": [{"name": "center_crop"}]}}, train=True)
+    expected = full(image)[:, offset : offset + 56, offset : offset + 56]
+    expected = expected.flip(-1) if v < 0.5 else expected
+    for seed in range(4):  # every sample, every epoch: the same crop
+        assert torch.equal(_run(transform, seed, image), expected)
+    outputs = {tuple(_train([{"name": "fixed_crop_flip", "seed": s}])(image).flatten()[:64].tolist()) for s in range(6)}
+    assert len(outputs) > 1  # another run (seed) gets another crop
+
+
 @pytest.mark.parametrize("op", [{"name": "gaussian_noise", "std": 5.48}, {"name": "hflip"}, {"name": "grayscale"},
                                 {"name": "random_erasing"}, {"name": "rotation", "degrees": 20}])
 def test_an_op_with_p_0_is_the_identity_and_leaves_the_random_stream_alone(op):
@@ -228,6 +244,7 @@ def test_random_order_draws_a_new_order_per_sample_and_the_same_one_for_the_same
 GEOMETRIC = {
     "hflip": [{"name": "hflip", "p": 1.0}, {"name": "random_crop"}],
     "random_crop": [{"name": "random_crop"}],
+    "fixed_crop_flip": [{"name": "fixed_crop_flip", "seed": 7}],
     "center_crop": [{"name": "center_crop", "size": 56}],
     "random_resized_crop": [{"name": "random_resized_crop", "scale": [0.6, 1.0], "interpolation": "nearest"}],
     "rotation bicubic": [{"name": "rotation", "degrees": 25, "interpolation": "bicubic"}, {"name": "center_crop"}],

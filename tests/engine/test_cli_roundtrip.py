@@ -205,3 +205,21 @@ def test_two_process_cpu_ddp_run_shares_one_run_directory(workdir):
     (run,) = (workdir / "ddp_runs/erm_imagefolder").iterdir()
     assert (run / "summary.json").is_file() and (run / "checkpoints/best.ckpt").is_file()
     assert (run / "train_ddp_process_1.log").is_file()  # rank 1 wrote its log beside rank 0's
+
+
+def test_fermix_test_does_not_read_the_pretrained_file_again(workdir, tmp_path):
+    from fermix.models.backbones import SmallCNN
+
+    weights = tmp_path / "init.pt"
+    torch.save(SmallCNN(width=8).state_dict(), weights)
+    run = tmp_path / "run"
+    train = run_fermix(
+        ["train", "dataset.root=faces", "trainer.max_epochs=1", f"backbone.pretrained={weights}",
+         f"hydra.run.dir={run}", *COMMON],
+        workdir,
+    )  # fmt: skip
+    assert train.returncode == 0, train.stderr[-3000:]
+    weights.unlink()  # the checkpoint holds the trained weights; the starting point is not needed any more
+    ckpt = run / "checkpoints" / "best.ckpt"
+    result = run_fermix(["test", f"ckpt={ckpt}", f"hydra.run.dir={tmp_path / 'eval'}"], workdir)
+    assert result.returncode == 0, result.stderr[-3000:]

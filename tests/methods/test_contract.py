@@ -34,7 +34,14 @@ def _batch(n: int = 4) -> dict:
         "landmarks": torch.rand(n, 68, 2) * 32,  # pixel coordinates of `image` (methods that draw maps)
         "sample_id": [f"s{i}" for i in range(n)],
         "index": torch.arange(n),
+        "seq_len": 1,  # sequence methods read B·T frames as windows of seq_len (here: one frame each)
     }
+
+
+def _rows(value, rows: torch.Tensor):
+    if torch.is_tensor(value):
+        return value[rows]
+    return [value[i] for i in rows] if isinstance(value, list) else value
 
 
 def _training_batch(method: Method, batch: dict) -> dict:
@@ -46,25 +53,36 @@ def _training_batch(method: Method, batch: dict) -> dict:
     out = {}
     for name, source in sources.items():
         rows = torch.tensor([i for i, _ in itertools.islice(iter(source.sampler), 4)])
-        out[name] = {k: v[rows] if torch.is_tensor(v) else [v[i] for i in rows] for k, v in batch.items()}
+        out[name] = {k: _rows(v, rows) for k, v in batch.items()}
     return out
 
 
-def _build(name: str) -> Method:
+def _extra_options(name: str, tmp_path) -> dict:
+    """Options a method cannot be built or trained without (the RNN variant needs a trained CNN)."""
+    if name == "multitask_rnn":
+        from tests.methods.multitask.test_sequence import cnn_checkpoint
+
+        path, _ = cnn_checkpoint(tmp_path / "cnn.ckpt", backbone={"name": "small_cnn", "width": 8}, data_info=_info())
+        return {"cnn_checkpoint": str(path)}
+    return {}
+
+
+def _build(name: str, tmp_path) -> Method:
     cls = METHODS.get(name)
-    return cls(cls.make_config({"name": name}), _info(), {"name": "small_cnn", "width": 8})
+    config = cls.make_config({"name": name, **_extra_options(name, tmp_path)})
+    return cls(config, _info(), {"name": "small_cnn", "width": 8})
 
 
 @pytest.mark.parametrize("name", METHODS.names())
-def test_method_is_sized_from_the_label_space(name):
-    method = _build(name).eval()
+def test_method_is_sized_from_the_label_space(name, tmp_path):
+    method = _build(name, tmp_path).eval()
     out = method.predict(_batch())
     assert out["expr_logits"].shape == (4, FIVE.num_classes)
 
 
 @pytest.mark.parametrize("name", METHODS.names())
-def test_training_step_returns_named_differentiable_terms(name):
-    method = _build(name)
+def test_training_step_returns_named_differentiable_terms(name, tmp_path):
+    method = _build(name, tmp_path)
     if method.stages():  # staged methods train inside a stage (the engine begins it)
         method.begin_stage(method.stages()[0])
     method.train()

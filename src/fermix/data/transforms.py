@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -243,6 +244,22 @@ def _random_crop(ctx: _Ctx, size: int | None = None) -> v2.Transform:
     return v2.RandomCrop(size)
 
 
+@_op("fixed_crop_flip")
+def _fixed_crop_flip(ctx: _Ctx, seed: int, size: int | None = None) -> v2.Transform:
+    """The multitask original's training transform, bug included: one v ~ U(0, 1), drawn once per
+    run (here from `seed`), fixes the crop offset ⌊(side − size)·v⌋ and the flip (v < 0.5) of every
+    sample for the whole run. Per-sample `random_crop` + `hflip` is the fix."""
+    size = _crop_size(size, ctx)
+    if size > ctx.size:
+        raise ctx.fail(f"a {size} px crop does not fit the {ctx.size} px image it gets (see data.resize)")
+    if not isinstance(seed, int):
+        raise ctx.fail(f"seed must be an integer, not `{seed}`")
+    v = random.Random(seed).random()
+    offset = int((ctx.size - size) * v)
+    ctx.size = size
+    return FixedCropFlip(offset, size, flip=v < 0.5)
+
+
 @_op("center_crop")
 def _center_crop(ctx: _Ctx, size: int | None = None) -> v2.Transform:
     ctx.size = _crop_size(size, ctx)
@@ -417,6 +434,18 @@ class PixelNoise(v2.Transform):
         else:
             out = (inpt + torch.randn(inpt.shape, dtype=inpt.dtype) * (self.std / 255.0)).clamp_(0, 1)
         return tv_tensors.wrap(out, like=inpt)
+
+
+class FixedCropFlip(v2.Transform):
+    """The same crop (and flip, or none) for every sample; images and landmarks alike."""
+
+    def __init__(self, offset: int, size: int, flip: bool) -> None:
+        super().__init__()
+        self.offset, self.size, self.flip = offset, size, flip
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        out = F.crop(inpt, self.offset, self.offset, self.size, self.size)
+        return F.horizontal_flip(out) if self.flip else out
 
 
 class _BicubicThroughPil:

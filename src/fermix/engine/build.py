@@ -26,7 +26,21 @@ def method_class(name: str) -> type[Method]:
     return METHODS.get(name)
 
 
-def build_method(method_cfg: Mapping[str, Any], backbone_cfg: Mapping[str, Any], data_info: DataInfo) -> Method:
+def build_method(
+    method_cfg: Mapping[str, Any],
+    backbone_cfg: Mapping[str, Any],
+    data_info: DataInfo,
+    from_checkpoint: bool = False,
+) -> Method:
+    """The method of a config. `from_checkpoint`: its weights come from a checkpoint next, so no
+    pretrained file is read (backbone `pretrained`, the method's `weight_files` options): `fermix
+    test` then needs neither the files nor the network they once came from."""
     cls = method_class(method_cfg["name"])
-    config = cls.make_config(plain(method_cfg))
-    return cls(config, data_info, plain(backbone_cfg))
+    method_values = dict(plain(method_cfg))
+    backbone = dict(plain(backbone_cfg))
+    if from_checkpoint:
+        if "pretrained" in backbone:
+            backbone["pretrained"] = None
+        method_values.update({key: None for key in cls.weight_files if key in method_values})
+    config = cls.make_config(method_values)
+    return cls(config, data_info, backbone)

@@ -18,6 +18,7 @@ from fermix.data.samplers import EpochShuffleSampler
 from fermix.data.splits import assign_splits
 from fermix.data.torch_dataset import RecordsDataset
 from fermix.data.transforms import build_transform
+from fermix.data.windows import WindowConfig, WindowDataset, window_dataset
 from fermix.errors import FermixError
 from fermix.registry import DATASETS
 
@@ -41,7 +42,7 @@ class FermixDataModule(pl.LightningDataModule):
         self.train_sources_factory: Callable[[Mapping[str, Any], int], Mapping[str, Any] | None] | None = None
         self._info: DataInfo | None = None
         self.records: pd.DataFrame | None = None
-        self._datasets: dict[str, RecordsDataset] = {}
+        self._datasets: dict[str, RecordsDataset | WindowDataset] = {}
 
     # --- set-up ---------------------------------------------------------------------------
     def build(self) -> DataInfo:
@@ -106,16 +107,29 @@ class FermixDataModule(pl.LightningDataModule):
     def split_sizes(self) -> dict[str, int]:
         return {s: len(self.split_records(s)) for s in SPLITS}
 
-    def dataset(self, split: str) -> RecordsDataset:
+    def dataset(self, split: str) -> RecordsDataset | WindowDataset:
+        """The split's samples: one per frame, or windows of frames when `data.windows` is set (sequence
+        models; fermix.data.windows), whose loaders then use the window collate."""
         if split not in self._datasets:
             records = self.split_records(split)
             if len(records) == 0:
                 raise FermixError(f"dataset {self.dataset_cfg['name']} has no `{split}` split")
             transform = build_transform(self.data_cfg, train=split == "train")
-            self._datasets[split] = RecordsDataset(records, self.adapter.load, transform, seed=self.seed)
+            dataset = RecordsDataset(records, self.adapter.load, transform, seed=self.seed)
+            windows = WindowConfig.from_cfg(self.data_cfg.get("windows"))
+            if windows is not None:
+                dataset = window_dataset(dataset, records, self.frame_labels(split), windows, split, self.seed)
+            self._datasets[split] = dataset
         return self._datasets[split]
 
     def task_labels(self, split: str) -> dict[str, np.ndarray]:
+        """Label arrays of the split's samples (see `frame_labels`); with `data.windows`, one row per
+        window: a window's tasks carry its first frame's labels, its other tasks read as unlabelled."""
+        labels = self.frame_labels(split)
+        dataset = self.dataset(split) if self.data_cfg.get("windows") else None
+        return dataset.task_labels(labels) if isinstance(dataset, WindowDataset) else labels
+
+    def frame_labels(self, split: str) -> dict[str, np.ndarray]:
         """The split's label arrays without loading an image: `expr` (N,), `au` (N, A), `va` (N, 2).
 
         −1 / NaN mark unlabelled entries. An adapter may provide `task_labels(records)`; otherwise
@@ -161,6 +175,7 @@ class FermixDataModule(pl.LightningDataModule):
             num_workers=workers,
             persistent_workers=workers > 0 and train,
             pin_memory=torch.cuda.is_available(),
+            collate_fn=getattr(dataset, "collate_fn", None),
         )
 
     def source_loaders(self) -> dict[str, DataLoader] | None:
@@ -185,6 +200,7 @@ class FermixDataModule(pl.LightningDataModule):
                 num_workers=workers,
                 persistent_workers=workers > 0,
                 pin_memory=torch.cuda.is_available(),
+                collate_fn=getattr(dataset, "collate_fn", None),
             )
             for name, source in sources.items()
         }

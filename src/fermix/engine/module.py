@@ -19,6 +19,8 @@ from fermix.metrics.abaw import AUMetrics, VAMetrics
 
 # A skipped batch (training_step -> {}) is deliberate and counted in `train/skipped`.
 warnings.filterwarnings("ignore", message=r"`training_step` returned `None`", module=r"lightning\.pytorch")
+# Staged methods keep finished members (a distilling teacher) in eval mode on purpose.
+warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode", module=r"lightning\.pytorch")
 
 
 def batch_size(batch: dict[str, Any]) -> int:

@@ -57,21 +57,30 @@ def _eval_dataset_cfg(trained: DictConfig, override: Any) -> tuple[DictConfig, b
 def write_submission(out: Path, records: Any, preds: dict[str, Any], info: DataInfo) -> dict[str, int]:
     """ABAW 2020 files (one txt per video and task) from a split's predictions; returns files per task.
 
+    Predictions are matched to records by sample id, first occurrence first (a sequence model
+    sees a frame twice where windows overlap; the first prediction counts, as in the original).
     AU decisions use the method's tuned thresholds when it predicts `au_pred`, else σ > 0.5; a
     frame missing from a video repeats the previous frame's prediction.
     """
+    import numpy as np
+
     from fermix.report.abaw_submission import fill_missing_frames, submission_frames, write_abaw_submission
 
+    first: dict[str, int] = {}
+    for i, sample_id in enumerate(preds["sample_id"]):
+        first.setdefault(str(sample_id), i)
+    records = records[records["sample_id"].astype(str).isin(first)]
+    rows = np.array([first[str(i)] for i in records["sample_id"]], dtype=np.int64)
     au = preds.get("au_pred")
     if au is None and "au_logits" in preds:
         au = (preds["au_logits"].sigmoid() > 0.5).float()
     tables = submission_frames(
         records,
-        expr_index=preds["expr_logits"].argmax(1).numpy() if "expr_logits" in preds else None,
+        expr_index=preds["expr_logits"].argmax(1).numpy()[rows] if "expr_logits" in preds else None,
         class_names=tuple(info.label_space.classes),
-        au_pred=au.numpy() if au is not None else None,
+        au_pred=au.numpy()[rows] if au is not None else None,
         au_names=tuple(info.extras.get("au_names") or ()),
-        va=preds["va"].numpy() if "va" in preds else None,
+        va=preds["va"].numpy()[rows] if "va" in preds else None,
     )
     return {task: len(write_abaw_submission(out / task, task, fill_missing_frames(t))) for task, t in tables.items()}
 
@@ -88,7 +97,7 @@ def run_test(cfg: DictConfig) -> dict[str, Any]:
             data_cfg[key] = cfg.data[key]
 
     info = DataInfo.from_dict(meta["data_info"])
-    method = build_method(trained.method, trained.backbone, info)
+    method = build_method(trained.method, trained.backbone, info, from_checkpoint=True)
     state = {k.removeprefix(STATE_PREFIX): v for k, v in ckpt["state_dict"].items() if k.startswith(STATE_PREFIX)}
     try:
         method.load_state_dict(state)

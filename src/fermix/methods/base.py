@@ -100,6 +100,9 @@ class Method(nn.Module):
     requires: ClassVar[frozenset[str]] = frozenset({"image", "expr"})
     tasks: ClassVar[tuple[str, ...]] = ("expr",)
     automatic_optimization: ClassVar[bool] = True
+    # Config options naming weight files read at build time (e.g. `pretrained`); `fermix test`
+    # sets them to None, since the checkpoint's state dict replaces what they would load.
+    weight_files: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: MethodConfig, data_info: DataInfo, backbone: Mapping[str, Any]) -> None:
         super().__init__()
