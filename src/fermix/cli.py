@@ -50,7 +50,8 @@ Set FERMIX_DEBUG=1 to see tracebacks.
 
 # What `fermix test` may change: nothing that alters the model it rebuilds from the checkpoint.
 TEST_ALLOWED = (
-    "ckpt", "split", "accelerator", "precision", "progress", "data.batch_size", "data.num_workers", "abaw_submission"
+    "ckpt", "split", "accelerator", "precision", "progress", "data.batch_size", "data.num_workers", "abaw_submission",
+    "eval.remove",
 )  # fmt: skip
 TEST_ALLOWED_PREFIXES = ("dataset", "paths.", "hydra.")
 

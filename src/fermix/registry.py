@@ -126,6 +126,18 @@ DATASETS = Registry(
             "fermix.data.datasets.oulu_casia:OuluCASIADataset",
             "Oulu-CASIA raw layout (VL/Strong) for fermix preprocess",
         ),
+        "iemocap": Entry(
+            "fermix.data.datasets.mult_pickle:IEMOCAPDataset",
+            "IEMOCAP, MulT's pickles (iemocap_data[_noalign].pkl): text/audio/vision features, 4 binary emotions",
+        ),
+        "mosei": Entry(
+            "fermix.data.datasets.mult_pickle:MOSEIDataset",
+            "CMU-MOSEI, MulT's pickles (mosei_senti_data[_noalign].pkl): sentiment score and its 7 classes",
+        ),
+        "synthetic_mm": Entry(
+            "fermix.data.synthetic_mm:SyntheticMMDataset",
+            "generated multimodal sequences with a unimodal shortcut (interaction / additive regimes)",
+        ),
     },
 )
 

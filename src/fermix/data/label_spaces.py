@@ -55,6 +55,7 @@ LABEL_SPACES: dict[str, LabelSpace] = {
     # IERN's MixBasic order (CK+ / MMI / Oulu-CASIA), as its emotion_labels.pkl stores it.
     "mixbasic6": LabelSpace("mixbasic6", ("anger", "disgust", "fear", "happiness", "sadness", "surprise")),
     "iemocap4": LabelSpace("iemocap4", ("neutral", "happy", "sad", "angry")),
+    "mosei7": LabelSpace("mosei7", ("-3", "-2", "-1", "0", "1", "2", "3")),  # sentiment round(clip(y, ±3))
 }
 
 

@@ -68,7 +68,7 @@ class RecordsDataset(Dataset):
         sample = dict(self.load(self.rows[index]))
         if sample.get("landmarks") is not None:
             sample["image"], sample["landmarks"] = self._with_landmarks(sample["image"], sample["landmarks"])
-        else:
+        elif "image" in sample:  # feature-only samples (multimodal sequences) have no image to transform
             sample["image"] = self.transform(sample["image"])
         if "expr" in sample:
             sample["expr"] = torch.as_tensor(sample["expr"], dtype=torch.long)

@@ -62,7 +62,7 @@ class FermixDataModule(pl.LightningDataModule):
         )
         self.adapter = adapter
         self.records = records
-        extras = {}
+        extras = dict(getattr(adapter, "info_extras", {}) or {})  # e.g. a multimodal dataset's feature shapes
         if "au" in adapter.keys and getattr(adapter, "au_names", None):
             extras["au_names"] = list(adapter.au_names)
         self._info = DataInfo(

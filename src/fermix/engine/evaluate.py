@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader, default_collate
 
 from fermix.engine.artifacts import plot_confusion_matrix, write_predictions_csv
+from fermix.errors import FermixError
 from fermix.methods.base import Method
 from fermix.metrics import ExpressionMetrics, scalar_metrics
 from fermix.metrics.abaw import au_scores, va_scores
@@ -54,7 +55,21 @@ def _map_targets(expr: torch.Tensor, target_map: torch.Tensor | None) -> torch.T
     return torch.where(expr >= 0, target_map[expr.clamp(min=0)], expr)
 
 
-TARGET_KEYS = ("expr", "au", "va")  # the labels evaluation collects, when the batches carry them
+TARGET_KEYS = ("expr", "au", "va", "score")  # the labels evaluation collects, when the batches carry them
+MODALITY_KEYS = {"t": "text", "a": "audio", "v": "vision"}
+
+
+def remove_modalities(batch: dict[str, Any], remove: str) -> dict[str, Any]:
+    """Zero the input tensors of the modalities in `remove` (letters t, a, v): the missing-modality test."""
+    unknown = sorted(set(remove) - set(MODALITY_KEYS))
+    if unknown:
+        raise FermixError(f"eval.remove={remove!r} may only name modalities t, a and v")
+    for letter in remove:
+        key = MODALITY_KEYS[letter]
+        if key not in batch:
+            raise FermixError(f"eval.remove={remove!r} names `{key}`, which this dataset does not supply")
+        batch[key] = torch.zeros_like(batch[key])
+    return batch
 
 
 @torch.inference_mode()
@@ -64,13 +79,14 @@ def predict_split(
     device: torch.device,
     precision: str | None = None,
     target_map: torch.Tensor | None = None,
+    remove: str = "",
 ) -> dict[str, Any]:
     """Run `method.predict` over a loader; returns ids, targets and concatenated CPU outputs.
 
     The result holds `sample_id`, the predict outputs by name, `targets` ({expr, au, va}: those
     the batches carry) and, for convenience, `expr` = targets["expr"]. With `target_map`, the
     batch's `expr` is moved into the model's label space before `predict` sees it (a method may
-    read the true label at evaluation, e.g. for a true-class CAM).
+    read the true label at evaluation, e.g. for a true-class CAM). `remove` zeroes input modalities.
     """
     was_training = method.training
     method.eval().to(device)
@@ -82,6 +98,8 @@ def predict_split(
             batch = _to(batch, device)
             if "expr" in batch:
                 batch["expr"] = _map_targets(batch["expr"], target_map)
+            if remove:
+                batch = remove_modalities(batch, remove)
             with _autocast(device, precision):
                 out = method.predict(batch)
             ids += list(batch["sample_id"])
@@ -120,6 +138,7 @@ def evaluate_split(
     precision: str | None = None,
     target_map: torch.Tensor | None = None,
     predictions: dict[str, Any] | None = None,
+    remove: str = "",
 ) -> dict[str, Any]:
     """Metrics of one split, plus predictions_<split>.csv and confusion_<split>.png in out_dir.
 
@@ -134,14 +153,16 @@ def evaluate_split(
     evaluation); −1 marks classes the model does not know, which are left out. `predictions`
     (a `predict_split` result of this loader) skips the forward pass.
     """
-    preds = predictions if predictions is not None else predict_split(method, loader, device, precision, target_map)
+    if predictions is None:
+        predictions = predict_split(method, loader, device, precision, target_map, remove=remove)
+    preds = predictions
     targets = preds["targets"]
     outputs = {k: v for k, v in preds.items() if k not in ("sample_id", "expr", "targets")}
     class_names = list(method.data_info.label_space.classes)
     out_dir.mkdir(parents=True, exist_ok=True)
     scalars: dict[str, float] = {}
     values: dict[str, torch.Tensor] = {}
-    has_expr = "expr_logits" in outputs and "expr" in targets
+    has_expr = "expr_logits" in outputs and "expr" in targets and targets["expr"].ndim == 1
     if has_expr:
         logits = outputs["expr_logits"]
         metrics = ExpressionMetrics(len(class_names), sync_across_ranks=False)

@@ -12,6 +12,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from fermix.engine.checkpoint import FORMAT, FORMAT_VERSION, rng_states, set_rng_states
+from fermix.engine.evaluate import TARGET_KEYS
 from fermix.engine.optim import build_optimizer, build_scheduler
 from fermix.methods.base import Method
 from fermix.metrics import ExpressionMetrics, scalar_metrics
@@ -88,6 +89,9 @@ class FermixModule(pl.LightningModule):
         au_names = method.data_info.extras.get("au_names") or []
         self.val_au = AUMetrics(len(au_names)) if "au" in method.tasks and au_names else None
         self.val_va = VAMetrics() if "va" in method.tasks else None
+        self._val_outputs: dict[str, list[Tensor]] = {}
+        self._val_targets: dict[str, list[Tensor]] = {}
+        self._val_expr_seen = False
         self.last_val_metrics: dict[str, float] = {}
         self._pending_rng: dict[str, Any] | None = None
         self._manual = _ManualOptimization(self)
@@ -169,29 +173,58 @@ class FermixModule(pl.LightningModule):
 
     # --- validation (test-split evaluation is engine/evaluate.py, one exact pass) ------------
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        if self.method.validation_loss:
+            terms = self.method.training_step(batch)
+            loss = sum((v.detach() for v in terms.values()), start=torch.zeros((), device=self.device))
+            self.log("val/loss", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=batch_size(batch))
         out = self.method.predict(batch)
-        if "expr_logits" in out and "expr" in batch:
+        if "expr_logits" in out and "expr" in batch and batch["expr"].ndim == 1:
             self.val_metrics.update(out["expr_logits"].float(), batch["expr"])
+            self._val_expr_seen = True
         if self.val_au is not None and "au_logits" in out and "au" in batch:
             self.val_au.update(out["au_logits"].float(), batch["au"])
         if self.val_va is not None and "va" in out and "va" in batch:
             self.val_va.update(out["va"].float(), batch["va"])
+        if self.method.validation_uses_evaluation_metrics:
+            for key, value in out.items():
+                self._val_outputs.setdefault(key, []).append(value.detach().float())
+            for key in TARGET_KEYS:
+                if key in batch:
+                    self._val_targets.setdefault(key, []).append(batch[key])
 
     def on_validation_epoch_end(self) -> None:
         values: dict[str, float] = {}
-        if "expr" in self.method.tasks:
+        if self._val_expr_seen:
             values.update(scalar_metrics(self.val_metrics.compute()))
+        self._val_expr_seen = False
         for metric in (self.val_au, self.val_va):
             if metric is not None:
                 values.update({k: float(v) for k, v in metric.compute().items()})
                 metric.reset()
         self.val_metrics.reset()
+        if self.method.validation_uses_evaluation_metrics and self._val_outputs:
+            values.update(self.method.evaluation_metrics(*self._gathered_predictions()))
         values.update(self.method.derived_metrics(dict(values)))
         if self.trainer.sanity_checking:
             return
         self.last_val_metrics = values
         for name, value in values.items():
             self.log(f"val/{name}", value, prog_bar=name == "acc", sync_dist=True)  # already equal on all ranks
+
+    def _gathered_predictions(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """The epoch's validation outputs and targets, concatenated (and gathered from every rank:
+        the DistributedSampler may repeat a few samples to even out the ranks; the exact numbers
+        come from the single-process evaluation after training)."""
+
+        def cat(parts: dict[str, list[Tensor]]) -> dict[str, Tensor]:
+            joined = {k: torch.cat(v) for k, v in parts.items()}
+            if self.trainer.world_size > 1:
+                joined = {k: self.all_gather(v).flatten(0, 1) for k, v in joined.items()}
+            return {k: v.cpu() for k, v in joined.items()}
+
+        outputs, targets = cat(self._val_outputs), cat(self._val_targets)
+        self._val_outputs, self._val_targets = {}, {}
+        return outputs, targets
 
     # --- checkpoint -----------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -85,6 +85,38 @@ def write_submission(out: Path, records: Any, preds: dict[str, Any], info: DataI
     return {task: len(write_abaw_submission(out / task, task, fill_missing_frames(t))) for task, t in tables.items()}
 
 
+def _missing_modalities(
+    cfg: DictConfig, method: Any, dm: Any, split: str, run_dir: Path, device: Any, precision: str, full: dict
+) -> dict[str, Any]:
+    """`eval.remove=[t, av, ...]` (or `all`): evaluate again with those modalities zeroed. Per
+    setting: the metrics and the drop gap (worse by how much, per metric); per metric: the std of
+    the gaps over the settings (the paper's balance statistic) and, when t, a and v were each
+    removed alone, each modality's contribution (its drop, normalised to sum to 1)."""
+    from fermix.engine.artifacts import print_metrics_table
+    from fermix.metrics.multimodal import REMOVAL_SETTINGS, drop_gaps, gap_std, modality_contribution
+
+    remove = (cfg.get("eval") or {}).get("remove")
+    if not remove:
+        return {}
+    settings = list(REMOVAL_SETTINGS) if remove == "all" else [str(r) for r in remove]
+    removed: dict[str, dict[str, float]] = {}
+    for setting in settings:
+        out_dir = run_dir / f"remove_{setting}"
+        removed[setting] = evaluate_split(method, dm.loader(split), split, out_dir, device=device,
+                                          precision=precision, remove=setting)["metrics"]  # fmt: skip
+        print_metrics_table(removed[setting], title=f"{method.name} · {split} · without {setting}")
+    names = sorted(k for k in full if all(k in m for m in removed.values()))
+    gaps = {k: drop_gaps(full, removed, k) for k in names}
+    result: dict[str, Any] = {
+        "settings": {s: {"metrics": removed[s], "gap": {k: gaps[k][s] for k in names}} for s in settings},
+        "gap_std": {k: gap_std(gaps[k]) for k in names},
+    }
+    print_metrics_table(result["gap_std"], title=f"{method.name} · std of the drop gaps over {', '.join(settings)}")
+    if {"t", "a", "v"} <= set(removed):
+        result["contribution"] = {k: modality_contribution(full, removed, k) for k in names}
+    return result
+
+
 def run_test(cfg: DictConfig) -> dict[str, Any]:
     ckpt_path = Path(cfg.ckpt)
     ckpt = load_checkpoint(ckpt_path)
@@ -131,6 +163,7 @@ def run_test(cfg: DictConfig) -> dict[str, Any]:
         target_map=label_map(info.label_space, data_info.label_space),
     )
     print_metrics_table(result["metrics"], title=f"{method.name} · {dataset_cfg.name} {split} · {ckpt_path.name}")
+    removal = _missing_modalities(cfg, method, dm, split, run_dir, device, str(precision), result["metrics"])
     if cfg.get("abaw_submission"):
         written = write_submission(run_dir / "abaw_submission", dm.split_records(split), result["predictions"], info)
         log.info("ABAW submission files: %s", ", ".join(f"{t} {n}" for t, n in written.items()))
@@ -146,5 +179,7 @@ def run_test(cfg: DictConfig) -> dict[str, Any]:
         "checkpoint_val_metrics": meta.get("metrics", {}).get("val", {}),
         "eval_config": plain(cfg),
     }
+    if removal:
+        summary["missing_modality"] = removal
     atomic_write_json(run_dir / "summary.json", summary)
     return summary

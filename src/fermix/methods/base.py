@@ -103,6 +103,12 @@ class Method(nn.Module):
     # Config options naming weight files read at build time (e.g. `pretrained`); `fermix test`
     # sets them to None, since the checkpoint's state dict replaces what they would load.
     weight_files: ClassVar[tuple[str, ...]] = ()
+    # True: validation also calls `evaluation_metrics` on the epoch's predictions (methods whose
+    # selection metric is their own, e.g. IEMOCAP's average accuracy over four binary tasks).
+    validation_uses_evaluation_metrics: ClassVar[bool] = False
+    # True: validation also logs `val/loss`, the training loss on validation batches (for
+    # ReduceLROnPlateau / selection on the loss, as CausalMER does). Automatic optimisation only.
+    validation_loss: ClassVar[bool] = False
 
     def __init__(self, config: MethodConfig, data_info: DataInfo, backbone: Mapping[str, Any]) -> None:
         super().__init__()

@@ -1,0 +1,77 @@
+"""Validation hooks a method may ask for: its own metrics on the epoch's predictions, and `val/loss`."""
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fermix.engine.evaluate import remove_modalities
+from fermix.errors import FermixError
+from fermix.methods.base import Method, MethodConfig
+from fermix.registry import METHODS, Entry
+from tests.engine.runner import quick_overrides, run_train_in_process
+from tests.helpers import write_image_folder
+
+TOY = ["~method.dropout", "~method.label_smoothing"]
+
+
+@dataclass
+class OwnMetricsConfig(MethodConfig):
+    pass
+
+
+class OwnMetrics(Method):
+    """A linear classifier that reports its own validation metric and its validation loss."""
+
+    name = "own_metrics"
+    Config = OwnMetricsConfig
+    validation_uses_evaluation_metrics = True
+    validation_loss = True
+    seen: ClassVar[list[int]] = []
+
+    def __init__(self, config, data_info, backbone) -> None:
+        super().__init__(config, data_info, backbone)
+        self.head = nn.Linear(3 * data_info.image_size**2, data_info.num_classes)
+
+    def training_step(self, batch):
+        return {"ce": F.cross_entropy(self.head(batch["image"].flatten(1)), batch["expr"])}
+
+    def predict(self, batch):
+        return {"logits": self.head(batch["image"].flatten(1))}  # no expr_logits: the engine's accuracy is off
+
+    def evaluation_metrics(self, outputs, targets):
+        OwnMetrics.seen.append(len(targets["expr"]))
+        return {"own_acc": float((outputs["logits"].argmax(1) == targets["expr"]).float().mean())}
+
+
+@pytest.fixture(autouse=True)
+def own_metrics(monkeypatch):
+    monkeypatch.setitem(METHODS._entries, "own_metrics", Entry("tests.engine.test_method_validation:OwnMetrics", "t"))
+
+
+def test_validation_reports_the_methods_metric_and_loss_and_selects_on_it(tmp_path):
+    folder = write_image_folder(tmp_path / "faces", per_class=4, size=32, splits=("train", "val", "test"))
+    OwnMetrics.seen.clear()
+    overrides = quick_overrides(folder, "method.name=own_metrics", *TOY, "trainer.max_epochs=2",
+                                "checkpoint.monitor=val/own_acc")  # fmt: skip
+    summary = run_train_in_process(overrides, tmp_path / "run")
+    logged = pd.read_csv(tmp_path / "run" / "csv" / "metrics.csv")
+    assert logged["val/own_acc"].notna().sum() == 2 and logged["val/loss"].notna().sum() == 2
+    assert OwnMetrics.seen[:2] == [summary["split_sizes"]["val"]] * 2  # every validation sample, once per epoch
+    assert "own_acc" in summary["metrics"]["test"] and "acc" not in summary["metrics"]["test"]
+
+
+def test_removing_modalities_zeroes_exactly_those_inputs():
+    batch = {"text": torch.ones(2, 3, 4), "audio": torch.ones(2, 5, 6), "vision": torch.ones(2, 3, 2)}
+    batch["expr"] = torch.ones(2)
+    out = remove_modalities(dict(batch), "tv")
+    assert out["text"].abs().sum() == 0 and out["vision"].abs().sum() == 0
+    assert torch.equal(out["audio"], batch["audio"]) and torch.equal(out["expr"], batch["expr"])
+    with pytest.raises(FermixError, match="t, a and v"):
+        remove_modalities(dict(batch), "x")
+    with pytest.raises(FermixError, match="`audio`"):
+        remove_modalities({"text": torch.ones(1)}, "a")
