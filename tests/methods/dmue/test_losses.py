@@ -131,6 +131,18 @@ def test_sp_loss_is_zero_for_identical_features_and_invariant_to_their_global_sc
     assert float(base) > 0
 
 
+def test_sp_loss_under_float16_autocast_equals_float32_even_for_large_features_without_a_neck():
+    """ResNet-50-IBN runs without a BN-neck: 2048-d post-ReLU features whose squared norms exceed float16's range."""
+    torch.manual_seed(6)
+    target = torch.rand(8, 2048) * 10
+    subsets = [torch.tensor([0, 1, 2, 3, 4]), torch.tensor([3, 4, 5, 6, 7])]
+    aux = [torch.randn(5, 3), torch.randn(5, 3)]
+    reference = sp_loss(aux, target, subsets)
+    with torch.autocast("cpu", dtype=torch.float16):
+        got = sp_loss(aux, target, subsets)
+    assert torch.isfinite(got) and torch.allclose(got, reference, rtol=1e-6)
+
+
 def test_total_loss_assembly_weights_each_term():
     parts = {"ce": torch.tensor(2.0), "soft": torch.tensor(3.0), "sp": torch.tensor(0.01), "aux": torch.tensor(5.0)}
     up, down = ramp_up(3, 6), ramp_down(12, 6)

@@ -10,6 +10,7 @@ from fermix.data.torch_dataset import RecordsDataset
 from fermix.errors import FermixError
 from fermix.methods.dmue.losses import insert_zero, soft_labels
 from fermix.methods.dmue.model import batch_is_valid
+from fermix.methods.dmue.uncertainty import class_mean_similarity, min_max
 from tests.methods.dmue.conftest import build
 
 
@@ -119,6 +120,38 @@ def test_sp_compares_each_branchs_logit_gram_on_its_subset_with_the_target_featu
         assert torch.allclose(model.losses(out, labels)["sp"], torch.stack(terms).mean(), atol=1e-7)
 
 
+def test_uncertainty_reads_the_raw_pooled_target_features_and_the_heads_read_the_neck_output(model, labels, layer3):
+    """Spec §1.3.1: the class-mean cosine uses the GAP features before dropout and BN-neck."""
+    model.eval()
+    with torch.no_grad():
+        raw = model.branches[4](layer3).mean(dim=(2, 3))
+        model.neck.running_mean.copy_(raw.mean(0))  # a neck that centres the features changes their cosines
+        out = model.forward_from_layer3(layer3, labels)
+        assert torch.allclose(out["raw_features"], raw, atol=1e-6)
+        m_hat = min_max(class_mean_similarity(raw, labels, 4))
+        assert torch.allclose(out["m_hat"], m_hat, atol=1e-6)
+        assert not torch.allclose(min_max(class_mean_similarity(model.neck(raw), labels, 4)), m_hat, atol=1e-2)
+        assert torch.allclose(out["score"], model.ue(raw, labels)[0], atol=1e-6)
+        assert torch.allclose(out["target_features"], model.neck(raw), atol=1e-6)
+        assert torch.allclose(out["logits"], model.classifiers[4](model.neck(raw)), atol=1e-6)
+
+
+def test_the_training_graph_is_permutation_equivariant(model, labels, layer3):
+    """Permuting the batch together with its labels permutes s, the logits and the latent logits and leaves
+    every loss unchanged (eval mode, for dropout; float64, because the min-max magnifies summation-order rounding)."""
+    model.eval().double()
+    layer3 = layer3.double()
+    perm = torch.randperm(16, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        out = model.forward_from_layer3(layer3, labels)
+        shuffled = model.forward_from_layer3(layer3[perm], labels[perm])
+        for key in ("score", "logits", "latent_logits", "m_hat"):
+            assert torch.allclose(shuffled[key], out[key][perm], atol=1e-9), key
+        before, after = model.losses(out, labels), model.losses(shuffled, labels[perm])
+    for name, value in before.items():
+        assert torch.allclose(after[name], value, atol=1e-12), name
+
+
 def test_training_step_total_is_the_ramped_weighted_sum(model, labels, monkeypatch):
     parts = {name: torch.tensor(value, requires_grad=True)
              for name, value in {"ce": 2.0, "soft": 3.0, "sp": 0.01, "aux": 5.0}.items()}
@@ -140,7 +173,10 @@ def test_a_batch_with_a_class_seen_once_is_skipped(model):
     assert not batch_is_valid(torch.tensor([0, 0, 1, 1, 2, 2, 3, 2]), 4)  # class 3 once
     assert not batch_is_valid(torch.tensor([0, 0, 1, 1, 2, 2]), 4)  # class 3 absent
     batch = {"image": torch.randn(8, 3, 32, 32), "expr": torch.tensor([0, 0, 1, 1, 2, 2, 3, 2])}
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     assert model.training_step(batch) == {}
+    assert model._epoch_steps == 0  # a skipped batch is not a step (legacy_eval_after_steps counts steps)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # no BN statistics moved
 
 
 def test_unlabelled_samples_are_dropped_before_the_validity_rule(model):
@@ -173,6 +209,16 @@ def test_original_code_mode_leaves_ue_head_and_neck_scale_untrained_but_scores_s
     out["score"].sum().backward()
     assert all(p.grad is None for p in model.ue.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.branches[4].parameters())
+
+
+@pytest.mark.parametrize(
+    "options", [{}, {"shared_bnneck": False}, {"train_ue_head": False, "train_bnneck_weight": False}]
+)
+def test_every_trainable_parameter_is_in_exactly_one_group(options):
+    model = build(**options)
+    ids = [id(p) for g in model.param_groups() for p in g["params"]]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {id(p) for p in model.parameters() if p.requires_grad}
 
 
 def test_classifiers_have_no_bias_and_tiny_normal_weights():
@@ -257,4 +303,13 @@ def test_legacy_mode_trains_in_eval_mode_from_the_given_step_of_each_epoch(label
 @pytest.mark.parametrize(("option", "value"), [("pooling", "max"), ("sampler", "uniform"), ("stem", "caffe")])
 def test_bad_choices_are_one_sentence_errors(option, value):
     with pytest.raises(FermixError, match=f"method.{option} must be one of"):
+        build(**{option: value})
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("dropout", 1.0), ("dropout", -0.1), ("gem_p", 0.0), ("legacy_eval_after_steps", -1), ("temperature", 0.0)],
+)
+def test_bad_numbers_are_one_sentence_errors(option, value):
+    with pytest.raises(FermixError, match=f"method.{option} must be"):
         build(**{option: value})

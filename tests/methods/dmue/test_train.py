@@ -42,6 +42,16 @@ def test_train_runs_on_cpu_and_logs_every_loss_term_and_the_skipped_count(traine
         assert logged[f"train/{name}_epoch" if name != "skipped" else "train/skipped"].notna().any(), name
 
 
+def test_skipped_batches_advance_nothing_but_the_skipped_count(trained):
+    """Spec §7.1.9 through the engine: Adam stepped once per trained batch; a skipped one left no trace."""
+    skipped = int(pd.read_csv(trained / "csv/metrics.csv")["train/skipped"].dropna().sum())
+    ckpt = torch.load(trained / "checkpoints/last.ckpt", weights_only=True)
+    steps = {int(s["step"]) for s in ckpt["optimizer_states"][0]["state"].values()}
+    batches = 2 * 6  # 168 class-balanced draws per epoch / 28, 2 epochs
+    assert 0 < skipped < batches
+    assert steps == {batches - skipped}
+
+
 def test_fermix_test_rebuilds_dmue_from_the_checkpoint(trained, workdir, fermix_main):
     ckpt = trained / "checkpoints/best.ckpt"
     result = fermix_main(["test", f"ckpt={ckpt}", "split=val"], workdir)

@@ -1,5 +1,6 @@
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from fermix.methods.dmue.uncertainty import PairwiseUncertainty, class_mean_similarity, min_max
 
@@ -78,3 +79,24 @@ def test_gradients_reach_the_mlp_and_the_features():
     s.sum().backward()
     assert features.grad.abs().sum() > 0
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in ue.parameters())
+
+
+def test_mlp_is_2c_to_c_then_prelu_then_c_to_1():
+    first, act, last = PairwiseUncertainty(5).mlp
+    assert (first.in_features, first.out_features, last.in_features, last.out_features) == (10, 5, 5, 1)
+    assert isinstance(act, nn.PReLU) and act.weight.numel() == 1
+
+
+def test_score_stays_finite_and_exact_under_float16_autocast():
+    """Nearly collinear features, as early in training: their class means differ by less than float16
+    resolves, so a float16 min-max divides 0 by 0."""
+    torch.manual_seed(7)
+    ue = PairwiseUncertainty(4)
+    features = torch.rand(1, 64) + 1.0 + 1e-2 * torch.rand(16, 64)
+    labels = torch.arange(4).repeat(4)
+    reference, m_reference = ue(features, labels)
+    with torch.autocast("cpu", dtype=torch.float16):
+        score, m_hat = ue(features, labels)
+    assert torch.isfinite(score).all() and score.dtype == torch.float32
+    assert torch.allclose(m_hat, m_reference) and torch.allclose(score, reference)
+    assert torch.allclose(m_hat.max(1).values, torch.ones(16), atol=1e-6)

@@ -65,14 +65,19 @@ def aux_loss(aux_logits: Sequence[Tensor], aux_targets: Sequence[Tensor]) -> Ten
 def sp_loss(aux: Sequence[Tensor], target_features: Tensor, subsets: Sequence[Tensor]) -> Tensor:
     """Similarity-preserving KD (Tung & Mori): per branch k, the row-normalised Gram matrix of its
     outputs on I_k (DMUE passes the auxiliary logits) against the target Gram matrix cut to I_k's
-    rows and columns; MSE averaged over |I_k|² entries, then over the branches. Nothing detached."""
-    gram_t = target_features @ target_features.t()
-    terms = []
-    for feats, idx in zip(aux, subsets, strict=True):
-        g_aux = F.normalize(feats @ feats.t(), p=2, dim=1)
-        g_main = F.normalize(gram_t[idx][:, idx], p=2, dim=1)
-        terms.append(F.mse_loss(g_aux, g_main))
-    return torch.stack(terms).mean()
+    rows and columns; MSE averaged over |I_k|² entries, then over the branches. Nothing detached.
+    Float32 under mixed precision too: γ = 1000 multiplies the float16 rounding of the Gram matrices."""
+    with torch.autocast(device_type=target_features.device.type, enabled=False):
+        wide = torch.promote_types(target_features.dtype, torch.float32)
+        target = target_features.to(wide)
+        gram_t = target @ target.t()
+        terms = []
+        for feats, idx in zip(aux, subsets, strict=True):
+            feats = feats.to(wide)
+            g_aux = F.normalize(feats @ feats.t(), p=2, dim=1)
+            g_main = F.normalize(gram_t[idx][:, idx], p=2, dim=1)
+            terms.append(F.mse_loss(g_aux, g_main))
+        return torch.stack(terms).mean()
 
 
 def assemble(

@@ -102,6 +102,7 @@ def _bnneck(dim: int) -> nn.BatchNorm1d:
 
 class DMUE(Method):
     name = "dmue"
+    weight_files = ("pretrained",)  # fermix test: the checkpoint holds every weight; the file is not read again
     Config = DMUEConfig
     requires = frozenset({"image", "expr"})
     tasks = ("expr",)
@@ -153,6 +154,12 @@ class DMUE(Method):
                 raise FermixError(f"method.{key} must be one of {', '.join(allowed)}, not `{getattr(config, key)}`")
         if config.temperature <= 0:
             raise FermixError(f"method.temperature must be positive, not {config.temperature}")
+        if not 0 <= config.dropout < 1:
+            raise FermixError(f"method.dropout must be in [0, 1), not {config.dropout}")
+        if config.gem_p <= 0:
+            raise FermixError(f"method.gem_p must be positive, not {config.gem_p}")
+        if (steps := config.legacy_eval_after_steps) < 0:
+            raise FermixError(f"method.legacy_eval_after_steps must be 0 (off) or positive, not {steps}")
 
     def _necks(self) -> list[nn.BatchNorm1d]:
         return [m for m in (self.neck, getattr(self, "neck_target", None)) if isinstance(m, nn.BatchNorm1d)]

@@ -1,5 +1,10 @@
 """Pairwise uncertainty estimation (spec §1.3): how well a sample's features agree with its label,
-judged by its mean cosine similarity to every class in the batch."""
+judged by its mean cosine similarity to every class in the batch.
+
+Computed in float32 even under mixed precision: early in training the class means of the cosine
+similarities differ by less than float16 resolves, so the min-max denominator rounds to 0 (NaN)
+and bfloat16 flattens every row to 0.
+"""
 
 from __future__ import annotations
 
@@ -37,8 +42,10 @@ class PairwiseUncertainty(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(2 * num_classes, num_classes), nn.PReLU(), nn.Linear(num_classes, 1))
 
     def forward(self, features: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-        """(s, m̂) from the raw pooled target features (before dropout and BN-neck)."""
-        m_hat = min_max(class_mean_similarity(features, labels, self.num_classes))
-        onehot = F.one_hot(labels, self.num_classes).to(m_hat.dtype)
-        score = torch.sigmoid(self.mlp(torch.cat([m_hat, onehot], dim=1)))
+        """(s, m̂) from the raw pooled target features (before dropout and BN-neck), in float32 or wider."""
+        with torch.autocast(device_type=features.device.type, enabled=False):
+            features = features.to(torch.promote_types(features.dtype, torch.float32))
+            m_hat = min_max(class_mean_similarity(features, labels, self.num_classes))
+            onehot = F.one_hot(labels, self.num_classes).to(m_hat.dtype)
+            score = torch.sigmoid(self.mlp(torch.cat([m_hat, onehot], dim=1)))
         return score, m_hat
