@@ -77,6 +77,11 @@ METHODS = Registry(
         "iern": Entry(
             "fermix.methods.iern:IERN", "backdoor adjustment over a dataset-context confounder dictionary (IERN)"
         ),
+        "mult": Entry("fermix.methods.mult:MulTMethod", "Multimodal Transformer over text / audio / vision (MulT)"),
+        "causalmer": Entry(
+            "fermix.methods.causalmer:CausalMER",
+            "counterfactual removal of unimodal direct effects around MulT (CausalMER)",
+        ),
     },
 )
 

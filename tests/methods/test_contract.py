@@ -73,14 +73,44 @@ def _build(name: str, tmp_path) -> Method:
     return cls(config, _info(), {"name": "small_cnn", "width": 8})
 
 
-@pytest.mark.parametrize("name", METHODS.names())
+IMAGE_METHODS = [n for n in METHODS.names() if "multimodal" not in METHODS.get(n).tasks]
+MULTIMODAL_METHODS = [n for n in METHODS.names() if "multimodal" in METHODS.get(n).tasks]
+
+
+def _mm_info() -> DataInfo:
+    modalities = {"text": [8, 12], "audio": [8, 6], "vision": [8, 5]}
+    keys = frozenset({"text", "audio", "vision", "expr", "sample_id"})
+    return DataInfo(label_space=FIVE, keys=keys, extras={"task": "iemocap4", "modalities": modalities})
+
+
+def _mm_batch(n: int) -> dict:
+    g = torch.Generator().manual_seed(n)
+    shapes = _mm_info().extras["modalities"]
+    batch = {k: torch.randn(n, *shape, generator=g) for k, shape in shapes.items()}
+    batch.update(expr=torch.randint(0, 2, (n, FIVE.num_classes), generator=g), index=torch.arange(n))
+    batch["sample_id"] = [f"s{i}" for i in range(n)]
+    return batch
+
+
+@pytest.mark.parametrize("name", MULTIMODAL_METHODS)
+def test_multimodal_method_is_sized_from_the_data_and_trains(name):
+    cls = METHODS.get(name)
+    method = cls(cls.make_config({"name": name}), _mm_info(), {})
+    assert method.eval().predict(_mm_batch(4))["logits"].shape == (4, 2 * FIVE.num_classes)  # a binary pair per label
+    terms = method.train().training_step(_mm_batch(6))
+    assert terms and all(v.ndim == 0 and torch.isfinite(v) for v in terms.values())
+    sum(v for v in terms.values() if v.requires_grad).backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in method.parameters())
+
+
+@pytest.mark.parametrize("name", IMAGE_METHODS)
 def test_method_is_sized_from_the_label_space(name, tmp_path):
     method = _build(name, tmp_path).eval()
     out = method.predict(_batch())
     assert out["expr_logits"].shape == (4, FIVE.num_classes)
 
 
-@pytest.mark.parametrize("name", METHODS.names())
+@pytest.mark.parametrize("name", IMAGE_METHODS)
 def test_training_step_returns_named_differentiable_terms(name, tmp_path):
     method = _build(name, tmp_path)
     if method.stages():  # staged methods train inside a stage (the engine begins it)

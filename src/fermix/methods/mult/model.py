@@ -1,0 +1,50 @@
+"""`mult`: the plain fused MulT, the baseline CausalMER is judged against (same backbone, seed and protocol)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import Tensor
+
+from fermix.data.info import DataInfo
+from fermix.methods.base import Batch, Method, MethodConfig
+from fermix.methods.mult.task import MultimodalTask, modality_inputs, task_of
+from fermix.models.mult import MulT, MulTConfig
+
+
+@dataclass
+class MulTMethodConfig(MethodConfig):
+    mult: dict[str, Any] = field(default_factory=dict)  # MulTConfig options (models/mult.py)
+    mosei_task: str = "cls"  # cls (7 classes) | regression (the score, L1)
+
+
+class MulTMethod(Method):
+    name = "mult"
+    Config = MulTMethodConfig
+    requires = frozenset({"text", "audio", "vision", "expr"})
+    tasks = ("multimodal",)
+    validation_uses_evaluation_metrics = True  # avg_acc: IEMOCAP's mean of 4 accuracies, MOSEI's Acc7
+    validation_loss = True  # val/loss drives ReduceLROnPlateau, as the original
+
+    def __init__(self, config: MulTMethodConfig, data_info: DataInfo, backbone: Mapping[str, Any]) -> None:
+        super().__init__(config, data_info, backbone)
+        self.task: MultimodalTask = task_of(data_info, self.name, config.mosei_task)
+        self.mult = MulT.from_modalities(
+            data_info.extras["modalities"], self.task.out_dim, MulTConfig.from_mapping(config.mult)
+        )
+
+    def forward(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        return self.mult(*modality_inputs(batch))
+
+    def training_step(self, batch: Batch) -> dict[str, Tensor]:
+        logits, _ = self(batch)
+        return {self.task.loss_name: self.task.loss(logits, batch)}
+
+    def predict(self, batch: Batch) -> dict[str, Tensor]:
+        logits, hidden = self(batch)
+        return {"logits": logits, "logits_m": logits, "hidden": hidden, **self.task.prediction_outputs(logits)}
+
+    def evaluation_metrics(self, outputs: Mapping[str, Tensor], targets: Mapping[str, Tensor]) -> dict[str, float]:
+        return self.task.metrics(outputs["logits"], dict(targets))

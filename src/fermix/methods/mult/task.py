@@ -1,0 +1,100 @@
+"""The multimodal task a dataset poses, read from its DataInfo (never from its name): output size, the
+criterion on the original's views, the extra prediction keys and the split-level metrics (spec §1.5, §4).
+
+- `iemocap4`: four binary emotions. The network has 2 logits per emotion (out_dim 8, pair order as the
+  label space); the criterion is cross-entropy over `logits.view(-1, 2)` against `labels.view(-1)`.
+- `mosei7`: sentiment. `cls` (default): 7 classes (round(score) + 3), 7-way cross-entropy, and the logits
+  are also given as `expr_logits` so the engine's accuracy and confusion matrix work. `regression`: one
+  output, L1 against the score (the original's `--mosei_task regression`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from fermix.data.info import DataInfo
+from fermix.errors import FermixError
+
+TASKS = ("iemocap4", "mosei7")
+MOSEI_TASKS = ("cls", "regression")
+
+
+@dataclass(frozen=True)
+class MultimodalTask:
+    kind: str  # iemocap4 | mosei7
+    num_classes: int  # emotions (iemocap4) or sentiment classes (mosei7)
+    regression: bool = False
+
+    @property
+    def out_dim(self) -> int:
+        if self.kind == "iemocap4":
+            return 2 * self.num_classes
+        return 1 if self.regression else self.num_classes
+
+    @property
+    def loss_name(self) -> str:
+        return "l1" if self.regression else "ce"
+
+    def views(self, logits: Tensor, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
+        """The (prediction, target) pair the criterion compares, shaped as the original reshapes them."""
+        if self.kind == "iemocap4":
+            return logits.reshape(-1, 2), batch["expr"].reshape(-1).long()
+        if self.regression:
+            return logits, batch["score"].reshape(-1, 1).to(logits.dtype)
+        return logits, batch["expr"].reshape(-1).long()
+
+    def loss(self, logits: Tensor, batch: dict[str, Any]) -> Tensor:
+        prediction, target = self.views(logits, batch)
+        if self.regression:
+            return F.l1_loss(prediction, target)
+        return F.cross_entropy(prediction, target, ignore_index=-1)
+
+    def prediction_outputs(self, logits: Tensor) -> dict[str, Tensor]:
+        """Extra predict keys: MOSEI-cls logits double as `expr_logits` (one 7-way classification)."""
+        if self.kind == "mosei7" and not self.regression:
+            return {"expr_logits": logits}
+        return {}
+
+    def metrics(self, logits: Tensor, targets: dict[str, Tensor], prefix: str = "") -> dict[str, float]:
+        """Split metrics of one logit set (spec §4). `avg_acc` is the selection metric for both tasks:
+        IEMOCAP's mean of the 4 accuracies, MOSEI's Acc7 (what the CausalMER code returns as avg_acc).
+        With a prefix only `<prefix>avg_acc` is returned (the backbone-vs-TE-vs-TIE ablation)."""
+        from fermix.metrics.multimodal import iemocap_metrics, mosei_cls_scores, mosei_metrics
+
+        if self.kind == "iemocap4":
+            values = dict(iemocap_metrics(logits, targets["expr"]))
+        else:
+            scores = logits.reshape(-1) if self.regression else mosei_cls_scores(logits)
+            truth = targets["score"] if "score" in targets else targets["expr"].float() - 3.0
+            values = dict(mosei_metrics(scores, truth))
+            values["avg_acc"] = values["acc7"]
+        values = {k: float(v) for k, v in values.items()}
+        return {f"{prefix}avg_acc": values["avg_acc"]} if prefix else values
+
+
+def task_of(data_info: DataInfo, method_name: str, mosei_task: str = "cls") -> MultimodalTask:
+    """The task from DataInfo.extras["task"]; refuses image datasets and unknown tasks in one sentence."""
+    kind = data_info.extras.get("task")
+    if kind is None or "modalities" not in data_info.extras:
+        raise FermixError(
+            f"method {method_name} needs a multimodal dataset (text, audio and vision sequences), "
+            "e.g. dataset=iemocap, mosei or synthetic_mm"
+        )
+    if kind not in TASKS:
+        raise FermixError(f"method {method_name} knows the tasks {', '.join(TASKS)}, not `{kind}`")
+    if mosei_task not in MOSEI_TASKS:
+        raise FermixError(f"mosei_task must be cls or regression, not `{mosei_task}`")
+    regression = kind == "mosei7" and mosei_task == "regression"
+    if regression and "score" not in data_info.keys:
+        raise FermixError(f"method {method_name} with mosei_task=regression needs `score`, which the dataset lacks")
+    return MultimodalTask(kind, data_info.num_classes, regression)
+
+
+def modality_inputs(batch: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
+    """(text, audio, vision) as float tensors."""
+    return tuple(torch.as_tensor(batch[k]).float() for k in ("text", "audio", "vision"))  # type: ignore[return-value]
