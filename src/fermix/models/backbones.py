@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 
 from fermix.errors import FermixError
@@ -135,18 +134,10 @@ _TORCHVISION_PREFIXES = {
 
 
 def _load_local_weights(model: Backbone, path: str, torchvision_layout: bool = False) -> None:
+    from fermix.models.weights import read_state_dict
+
     file = Path(path).expanduser()
-    if not file.is_file():
-        raise FermixError(f"pretrained weights file {file} does not exist")
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise FermixError(f"{file} is not a readable state dict ({exc.__class__.__name__})") from exc
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise FermixError(f"{file} does not hold a state dict")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
+    state = read_state_dict(file)
     if torchvision_layout and not any(k.startswith("stages.") for k in state):
         renamed = {}
         for key, value in state.items():

@@ -21,11 +21,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 
 from fermix.errors import FermixError
 from fermix.models.backbones import Backbone, _stage_channels
+from fermix.models.weights import read_state_dict
 
 BLOCKS_PER_STAGE = (3, 4, 6, 3)  # conv2_x .. conv5_x
 _BLOCK_PARTS = {  # torchvision Bottleneck submodule -> dag suffix
@@ -148,16 +148,7 @@ def convert_dag_state_dict(state: Mapping[str, Tensor], source: str = "the state
 def load_dag_weights(model: FerPlusResNet50, path: str) -> None:
     """Load a local dag-layout state dict into `model` (weights_only), with one-sentence errors."""
     file = Path(path).expanduser()
-    if not file.is_file():
-        raise FermixError(f"pretrained weights file {file} does not exist")
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise FermixError(f"{file} is not a readable state dict ({exc.__class__.__name__})") from exc
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise FermixError(f"{file} does not hold a state dict of tensors")
+    state = read_state_dict(file)
     converted = convert_dag_state_dict(state, source=str(file))
     expected = model.state_dict()
     extra = [k for k in converted if k not in expected]

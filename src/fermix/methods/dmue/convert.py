@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import Tensor
 
 from fermix.errors import FermixError
+from fermix.models import weights
 
 State = dict[str, Tensor]
 
@@ -29,18 +29,7 @@ _TRUNK = {"conv1.": "0.0.", "bn1.": "0.1.", "layer1.": "0.4.", "layer2.": "1.", 
 
 def read_state_dict(path: str | Path) -> State:
     """A checkpoint file's tensors, unwrapped from `state_dict` and stripped of `module.`."""
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise FermixError(f"DMUE weights file {file} does not exist")
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise FermixError(f"{file} is not a readable state dict ({exc.__class__.__name__})") from exc
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise FermixError(f"{file} does not hold a state dict")
-    return {k.removeprefix("module."): v for k, v in state.items() if torch.is_tensor(v)}
+    return weights.read_state_dict(path, what="DMUE weights file")
 
 
 def layout(state: State) -> str:
