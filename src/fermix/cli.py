@@ -50,7 +50,8 @@ Set FERMIX_DEBUG=1 to see tracebacks.
 
 # What `fermix test` may change: nothing that alters the model it rebuilds from the checkpoint.
 TEST_ALLOWED = (
-    "ckpt", "split", "accelerator", "precision", "progress", "data.batch_size", "data.num_workers", "abaw_submission",
+    "ckpt", "split", "accelerator", "precision", "progress", "data.batch_size", "data.num_workers", "data.bad_images",
+    "abaw_submission",
     "eval.remove",
 )  # fmt: skip
 TEST_ALLOWED_PREFIXES = ("dataset", "paths.", "hydra.")
@@ -125,6 +126,14 @@ def check_test_args(args: Sequence[str]) -> list[str]:
     return args
 
 
+def check_job_overrides(command: str, args: Sequence[str]) -> None:
+    """Unknown keys and wrong-typed values in one sentence, before Hydra prints a page or a run starts
+    (fermix.config_check; `fermix test` has its own, stricter check_test_args)."""
+    from fermix.config_check import check_overrides, method_declares
+
+    check_overrides(args, config_dir(), command, declared=method_declares)
+
+
 def list_registry(args: Sequence[str]) -> int:
     from fermix.registry import REGISTRIES
 
@@ -143,9 +152,24 @@ def list_registry(args: Sequence[str]) -> int:
 def run_job(command: str, overrides: Sequence[str]) -> int:
     import hydra
 
+    from fermix.engine.distributed import external_launch, process_rank
     from fermix.engine.rundir import register_resolvers
     from fermix.registry import import_target
 
+    launch = external_launch()
+    multi = launch is not None and launch.world_size > 1
+    if multi and {"-m", "--multirun"} & set(overrides):
+        raise FermixError(
+            f"a multirun cannot run inside {launch.launcher}, which would start every sweep job on every rank; "
+            "launch one run per torchrun/srun, or sweep with hydra/launcher=submitit_slurm (docs/distributed.md)"
+        )
+    if multi and command != "train" and process_rank() > 0:
+        return 0  # evaluation and preprocessing are single-process jobs: rank 0 does them
+    if process_rank() > 0:
+        # A non-zero rank of a DDP run (torchrun, srun, or a child Lightning's launcher re-ran) writes
+        # nothing: no .hydra/ folder and no log file in the run directory rank 0 writes; warnings on stdout.
+        overrides = [*overrides, "hydra.output_subdir=null", "hydra/job_logging=stdout",
+                     "hydra.job_logging.root.level=WARNING"]  # fmt: skip
     register_resolvers()
     target = JOBS[command][0]
 
@@ -183,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             fail(f"unknown command `{command}`; choose from {', '.join([*JOBS, 'list'])} (fermix --help)", code=2)
         if command == "test":
             rest = check_test_args(rest)
+        else:
+            check_job_overrides(command, rest)
         return run_job(command, rest)
     except FermixError as exc:
         fail(user_message(exc))

@@ -90,3 +90,49 @@ def test_global_batch_size_is_split_over_ranks(root):
     dm.trainer = SimpleNamespace(world_size=3)
     with pytest.raises(FermixError, match="cannot be split evenly over 3"):
         dm.train_dataloader()
+
+
+# --- data.bad_images and empty splits ------------------------------------------------------------
+def _with_bad_files(tmp_path):
+    faces = write_image_folder(tmp_path / "faces", per_class=8, size=32)
+    (faces / "sad" / "broken.jpg").write_bytes(b"not an image")
+    (faces / "happy" / "empty.png").write_bytes(b"")
+    return faces
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_skip_leaves_unreadable_images_out_before_the_splits_are_carved(tmp_path, workers):
+    faces = _with_bad_files(tmp_path)
+    dm = _dm(faces, bad_images="skip", num_workers=workers)
+    dm.build()
+    assert sorted(s["sample_id"] for s in dm.skipped_images) == ["happy/empty.png", "sad/broken.jpg"]
+    assert all(s["path"].endswith(s["sample_id"]) and "cannot read image" in s["reason"] for s in dm.skipped_images)
+    assert sum(dm.split_sizes().values()) == 24
+    clean = _dm(write_image_folder(tmp_path / "clean", per_class=8, size=32))
+    for split in ("train", "val", "test"):  # the same carve as a folder without the bad files
+        assert dm.split_records(split)["sample_id"].tolist() == clean.split_records(split)["sample_id"].tolist()
+
+
+def test_fail_reads_nothing_ahead_and_keeps_every_record(tmp_path):
+    dm = _dm(_with_bad_files(tmp_path))
+    assert sum(dm.split_sizes().values()) == 26 and dm.skipped_images == []
+    with pytest.raises(FermixError, match=r"data.bad_images=sometimes is not one of fail, skip"):
+        _dm(tmp_path / "faces", bad_images="sometimes").build()
+
+
+def test_skipping_every_image_of_an_explicit_split_is_an_error(tmp_path):
+    root = write_image_folder(tmp_path / "split", per_class=2, size=32, splits=["train", "test"])
+    for image in (root / "test").rglob("*.png"):
+        image.write_bytes(b"")
+    with pytest.raises(FermixError, match=r"split test of dataset imagefolder has no samples after leaving out 6"):
+        _dm(root, bad_images="skip").build()
+
+
+def test_a_fit_without_training_samples_stops_at_setup_while_evaluation_may_proceed(tmp_path):
+    root = write_image_folder(tmp_path / "only_test", per_class=2, size=32, splits=["test"])
+    dm = _dm(root)
+    dm.setup("test")  # fermix test on such a folder is fine
+    assert len(dm.dataset("test")) == 6
+    with pytest.raises(FermixError, match=r"^split train of dataset imagefolder has no samples \(the 6 samples are in: "
+                                          r"test 6\); check the dataset's split folders or manifest$"):
+        dm.setup("fit")

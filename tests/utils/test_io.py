@@ -70,3 +70,40 @@ def test_json_turns_non_finite_floats_into_null_and_keeps_key_order(tmp_path):
     assert json.loads(text) == {"z": None, "a": [1.5, None, None], "m": {"k": 0.25}}
     assert list(json.loads(text)) == ["z", "a", "m"]
     assert text.startswith('{\n  "z"')  # indent 2
+
+
+def _leftover_of(target):
+    """What a writer of `target` killed mid-write leaves: atomic_path's temporary, half written."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = fio._create_temp(target)
+    tmp.write_bytes(b"half")
+    return tmp
+
+
+def test_temporary_names_follow_the_pattern_that_marks_them_as_leftovers(tmp_path):
+    for name in ("last.ckpt", "img.001.png", "summary.json", "noext"):
+        with atomic_path(tmp_path / name) as tmp:
+            assert fio.is_temp_name(tmp.name), tmp.name
+            assert tmp.name.startswith(f".{name}.tmp-")
+    for name in ("last.ckpt", ".last.ckpt", ".last.ckpt.tmp-", ".last.ckpt.tmp-0123abcd.json",
+                 ".last.ckpt.tmp-0123abcz.ckpt", ".last.ckpt.tmp-0123abc.ckpt", "x.last.ckpt.tmp-0123abcd.ckpt"):
+        assert not fio.is_temp_name(name), name
+
+
+def test_remove_stale_temps_removes_only_leftovers_and_keeps_targets_and_other_files(tmp_path):
+    ckpts = tmp_path / "checkpoints"
+    atomic_write_bytes(ckpts / "last.ckpt", b"good")
+    leftovers = [_leftover_of(ckpts / "last.ckpt"), _leftover_of(ckpts / "sub" / "best.ckpt")]
+    (ckpts / "notes.tmp").write_text("mine")
+    (ckpts / ".hidden").write_text("mine")
+    (ckpts / ".last.ckpt.tmp-backup").write_text("a user's file that merely looks similar")
+    assert all(p.exists() for p in leftovers)
+
+    assert fio.remove_stale_temps(ckpts) == [leftovers[0]]  # not recursive: sub/ untouched
+    assert leftovers[1].exists()
+    assert fio.remove_stale_temps(ckpts, recursive=True) == [leftovers[1]]
+    assert sorted(p.name for p in ckpts.rglob("*") if p.is_file()) == [
+        ".hidden", ".last.ckpt.tmp-backup", "last.ckpt", "notes.tmp"
+    ]
+    assert (ckpts / "last.ckpt").read_bytes() == b"good"
+    assert fio.remove_stale_temps(tmp_path / "absent") == []

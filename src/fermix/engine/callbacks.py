@@ -12,6 +12,8 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
 
+from fermix.utils.io import remove_stale_temps
+
 log = logging.getLogger("fermix")
 
 
@@ -66,15 +68,55 @@ def progress_callbacks(mode: str) -> list[Callback]:
     return []
 
 
-class LastCheckpoint(ModelCheckpoint):
+class RunCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint whose saved state follows the run folder when the folder is moved.
+
+    Lightning restores only `best_model_path` (pointing into the old folder) when the checkpoint
+    directory changed, so a resumed run that was moved or copied would evaluate the old folder's
+    best.ckpt and restart best-epoch selection. Paths under the old directory are rebased onto the
+    new one, and everything is restored as if the run had never moved.
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        old = state_dict.get("dirpath")
+        if old and self.dirpath and old != self.dirpath:
+            state_dict = {**state_dict, "dirpath": self.dirpath}
+
+            def rebase(path: Any) -> Any:
+                if isinstance(path, str) and path and Path(path).parent == Path(old):
+                    return str(Path(self.dirpath) / Path(path).name)
+                return path
+
+            for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+                if key in state_dict:
+                    state_dict[key] = rebase(state_dict[key])
+            if "best_k_models" in state_dict:
+                state_dict["best_k_models"] = {rebase(k): v for k, v in state_dict["best_k_models"].items()}
+        super().load_state_dict(state_dict)
+
+    @property
+    def state_key(self) -> str:
+        """Lightning's key for a ModelCheckpoint, so runs saved before this class existed resume."""
+        return super().state_key.replace(type(self).__qualname__, "ModelCheckpoint", 1)
+
+
+class LastCheckpoint(RunCheckpoint):
     """`last.ckpt` after every epoch, whatever the monitored metric did.
 
     Lightning ≥ 2.6 writes `save_last` only when a top-k checkpoint was saved in the same step,
-    so "last" is a second callback with its own state key.
+    so "last" is a second callback with its own state key. At the start of a fit it removes the
+    temporaries that a process killed while saving left in the checkpoint folder (a checkpoint
+    each, hidden, never read); the folder belongs to this run and nothing is being saved yet.
     """
 
     def __init__(self, dirpath: Path) -> None:
         super().__init__(dirpath=dirpath, filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        if stage == "fit" and trainer.is_global_zero and self.dirpath:
+            for path in remove_stale_temps(self.dirpath):
+                log.info("removed %s, left by a run killed while saving", path)
 
     @property
     def state_key(self) -> str:
@@ -89,7 +131,7 @@ def build_callbacks(
     ckpt = cfg["checkpoint"]
     monitor = ckpt.get("monitor")
     callbacks: list[Callback] = [
-        ModelCheckpoint(
+        RunCheckpoint(
             dirpath=ckpt_dir,
             filename="best",
             monitor=monitor,  # None: "best" is simply the latest epoch (recipes without validation)

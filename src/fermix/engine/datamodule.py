@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import lightning.pytorch as pl
@@ -23,6 +25,9 @@ from fermix.errors import FermixError
 from fermix.registry import DATASETS
 
 SPLITS = ("train", "val", "test")
+BAD_IMAGE_POLICIES = ("fail", "skip")
+
+log = logging.getLogger("fermix")
 
 
 class FermixDataModule(pl.LightningDataModule):
@@ -43,6 +48,8 @@ class FermixDataModule(pl.LightningDataModule):
         self._info: DataInfo | None = None
         self.records: pd.DataFrame | None = None
         self._datasets: dict[str, RecordsDataset | WindowDataset] = {}
+        # data.bad_images=skip: the samples left out because they could not be read ({sample_id, path, reason})
+        self.skipped_images: list[dict[str, str]] = []
 
     # --- set-up ---------------------------------------------------------------------------
     def build(self) -> DataInfo:
@@ -52,6 +59,8 @@ class FermixDataModule(pl.LightningDataModule):
         records = adapter.records()
         if "split" not in records:
             records = records.assign(split=None)
+        if bad_image_policy(self.data_cfg) == "skip":
+            records = self._drop_unreadable(records, adapter.load)
         split_by = self.data_cfg.get("split_by") or None
         records = assign_splits(
             records,
@@ -73,6 +82,61 @@ class FermixDataModule(pl.LightningDataModule):
             extras=extras,
         )
         return self._info
+
+    def _drop_unreadable(self, records: pd.DataFrame, load: Callable[[dict[str, Any]], Any]) -> pd.DataFrame:
+        """data.bad_images=skip: read every sample once (the cost is opt-in), leave out the ones that
+        cannot be read, before any split is carved, and say which."""
+        rows = records.to_dict("records")
+
+        def problem(row: dict[str, Any]) -> str | None:
+            try:
+                load(row)
+            except FermixError as exc:
+                return str(exc)
+            return None
+
+        workers = max(1, int(self.data_cfg.get("num_workers", 0) or 0))  # decoders release the GIL
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            problems = list(pool.map(problem, rows))
+        bad = [i for i, p in enumerate(problems) if p is not None]
+        if not bad:
+            return records
+        self.skipped_images = [
+            {"sample_id": str(rows[i]["sample_id"]), "path": str(rows[i].get("path") or ""), "reason": str(problems[i])}
+            for i in bad
+        ]
+        names = [s["path"] or s["sample_id"] for s in self.skipped_images]
+        log.warning(
+            "data.bad_images=skip: left out %d of %d samples that cannot be read: %s",
+            len(bad), len(rows), ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else ""),
+        )  # fmt: skip
+        kept = records.drop(index=records.index[bad])
+        before, after = records["split"].value_counts(), kept["split"].value_counts()
+        for split, count in before.items():
+            if count and not after.get(split, 0):
+                raise FermixError(
+                    f"split {split} of dataset {self.dataset_cfg['name']} has no samples after leaving out "
+                    f"{len(bad)} unreadable ones (data.bad_images=skip), e.g. {names[0]}"
+                )
+        return kept.reset_index(drop=True)
+
+    def setup(self, stage: str) -> None:
+        """Lightning calls this before it asks for a loader: a fit needs training samples."""
+        if stage == "fit":
+            self.require_split("train")
+
+    def require_split(self, split: str) -> None:
+        """One sentence, before any training step, when a split the job needs is empty."""
+        if self.has_split(split):
+            return
+        assert self.records is not None
+        name = self.dataset_cfg["name"]
+        counts = self.records["split"].value_counts()
+        where = ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
+        raise FermixError(
+            f"split {split} of dataset {name} has no samples (the {len(self.records)} samples are in: {where}); "
+            f"check the dataset's split folders or manifest"
+        )
 
     def reseed(self, seed: int) -> None:
         """A new training seed (the next stage of a staged method): new sample order and augmentation."""
@@ -111,9 +175,8 @@ class FermixDataModule(pl.LightningDataModule):
         """The split's samples: one per frame, or windows of frames when `data.windows` is set (sequence
         models; fermix.data.windows), whose loaders then use the window collate."""
         if split not in self._datasets:
+            self.require_split(split)
             records = self.split_records(split)
-            if len(records) == 0:
-                raise FermixError(f"dataset {self.dataset_cfg['name']} has no `{split}` split")
             transform = build_transform(self.data_cfg, train=split == "train")
             dataset = RecordsDataset(records, self.adapter.load, transform, seed=self.seed)
             windows = WindowConfig.from_cfg(self.data_cfg.get("windows"))
@@ -217,3 +280,12 @@ class FermixDataModule(pl.LightningDataModule):
         if not self.has_split("val"):  # recipes without validation (IERN trains to the last epoch)
             return []
         return self.loader("val", batch_size=self._rank_batch_size())
+
+
+def bad_image_policy(data_cfg: Mapping[str, Any]) -> str:
+    """`data.bad_images`: fail (the default: the first unreadable image stops the job, naming the file)
+    or skip (every image is read once up front and the unreadable ones are left out and reported)."""
+    policy = str(data_cfg.get("bad_images") or "fail").strip().lower()
+    if policy not in BAD_IMAGE_POLICIES:
+        raise FermixError(f"data.bad_images={policy} is not one of {', '.join(BAD_IMAGE_POLICIES)}")
+    return policy

@@ -14,6 +14,7 @@ from torch.optim import Optimizer
 from fermix.engine.checkpoint import FORMAT, FORMAT_VERSION, rng_states, set_rng_states
 from fermix.engine.evaluate import TARGET_KEYS
 from fermix.engine.optim import build_optimizer, build_scheduler
+from fermix.errors import FermixError
 from fermix.methods.base import Method
 from fermix.metrics import ExpressionMetrics, scalar_metrics
 from fermix.metrics.abaw import AUMetrics, VAMetrics
@@ -114,15 +115,21 @@ class FermixModule(pl.LightningModule):
         self._skipping = False
         if self.automatic_optimization:
             terms = self.method.training_step(batch)
-            if self._skip_batch(not terms):
-                return self._skipped()
             total = sum((v for v in terms.values() if v.requires_grad), start=torch.zeros((), device=self.device))
+            skip, non_finite = self._sync_flags(not terms, terms and not _all_finite(terms, total))
+            if non_finite:
+                self._stop_non_finite(terms, total, batch_idx)
+            if skip:
+                return self._skipped()
         else:
             terms = self.method.manual_step(batch, self._manual)
+            total = sum((v.detach() for v in terms.values()), start=torch.zeros((), device=self.device))
+            (non_finite,) = self._sync_flags(terms and not _all_finite(terms, total))
+            if non_finite:
+                self._stop_non_finite(terms, total, batch_idx)
             if not terms:  # the method did not step; its own business under DDP
                 self.log("train/skipped", 1.0, on_step=False, on_epoch=True, reduce_fx="sum", batch_size=1)
                 return None
-            total = sum((v.detach() for v in terms.values()), start=torch.zeros((), device=self.device))
         self.log("train/skipped", 0.0, on_step=False, on_epoch=True, reduce_fx="sum", batch_size=1)
         size = batch_size(batch)
         for name, value in terms.items():
@@ -130,16 +137,30 @@ class FermixModule(pl.LightningModule):
         self.log("train/loss", total.detach(), prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
         return total if self.automatic_optimization else None
 
-    # --- skipped batches --------------------------------------------------------------------
+    # --- skipped batches and non-finite losses ------------------------------------------------
     # A method's training_step may return {}: "this batch cannot be trained on" (DMUE needs every
     # class twice in a batch). Nothing is back-propagated and no optimizer steps; `train/skipped`
     # counts such batches per epoch. Under DDP every rank must skip together (a rank that stepped
     # alone would wait forever in the gradient all-reduce), so one skipping rank makes all skip.
-    def _skip_batch(self, local: bool) -> bool:
-        flag = torch.tensor(float(local), device=self.device)
+    # A NaN / inf loss term stops the run on every rank the same way, before the optimizer steps
+    # (after, for a manual method): one sentence naming epoch, step and term, and the checkpoints
+    # of the earlier epochs stay as they were (last.ckpt is written at epoch ends only).
+    def _sync_flags(self, *local: Any) -> list[bool]:
+        """Per-rank yes/no flags, true on every rank when true on any (one collective for all)."""
+        flags = torch.tensor([float(bool(f)) for f in local], device=self.device)
         if self.trainer.world_size > 1:
-            flag = self.trainer.strategy.reduce(flag, reduce_op="max")
-        return bool(flag > 0)
+            flags = self.trainer.strategy.reduce(flags, reduce_op="max")
+        return [bool(f > 0) for f in flags]
+
+    def _stop_non_finite(self, terms: Mapping[str, Tensor], total: Tensor, batch_idx: int) -> None:
+        bad = [f"term `{name}` is {_value_text(v)}" for name, v in terms.items() if not _finite(v)]
+        if not bad:  # every term finite: the sum overflowed, or another rank saw it
+            bad = [f"the total is {_value_text(total)}" if not _finite(total) else "another process saw one"]
+        raise FermixError(
+            f"non-finite loss at epoch {self.current_epoch} step {self.global_step} (batch {batch_idx} of the "
+            f"epoch): {', '.join(bad)} (lower optim.lr, set trainer.gradient_clip_val or look for bad labels; "
+            f"the checkpoints of earlier epochs are kept)"
+        )
 
     def _skipped(self) -> Tensor | None:
         self._skipping = True
@@ -242,3 +263,22 @@ class FermixModule(pl.LightningModule):
         meta = checkpoint.get("fermix", {})
         self.last_val_metrics = dict(meta.get("metrics", {}).get("val", {}))
         self._pending_rng = meta.get("rng")
+
+
+def _finite(value: Tensor) -> bool:
+    return bool(torch.isfinite(value.detach()).all())
+
+
+def _all_finite(terms: Mapping[str, Tensor], total: Tensor) -> bool:
+    """One device-to-host sync for all terms and their sum."""
+    parts = [v.detach().float().reshape(-1) for v in terms.values()] + [total.detach().float().reshape(-1)]
+    return bool(torch.isfinite(torch.cat(parts)).all())
+
+
+def _value_text(value: Tensor) -> str:
+    """`nan`, `inf` or `-inf` for a scalar; for a tensor, what it holds."""
+    value = value.detach().float()
+    if value.numel() == 1:
+        return str(float(value))
+    kinds = [k for k, mask in (("nan", value.isnan()), ("inf", value.isinf())) if bool(mask.any())]
+    return f"{' and '.join(kinds)} in {int((~value.isfinite()).sum())} of {value.numel()} entries"

@@ -124,7 +124,7 @@ def run_test(cfg: DictConfig) -> dict[str, Any]:
     trained = OmegaConf.create(meta["config"])
     dataset_cfg, same_dataset = _eval_dataset_cfg(trained.dataset, cfg.get("dataset"))
     data_cfg = trained.data
-    for key in ("batch_size", "num_workers"):
+    for key in ("batch_size", "num_workers", "bad_images"):
         if cfg.data.get(key) is not None:
             data_cfg[key] = cfg.data[key]
 

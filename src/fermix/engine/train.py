@@ -22,9 +22,12 @@ from fermix.engine.callbacks import build_callbacks
 from fermix.engine.checkpoint import AtomicCheckpointIO, load_checkpoint, provenance, save_atomic
 from fermix.engine.console import quiet_libraries
 from fermix.engine.datamodule import FermixDataModule
+from fermix.engine.distributed import override_keys, quiet_secondary_process, trainer_settings
 from fermix.engine.evaluate import evaluate_split, predict_split, resolve_device
+from fermix.engine.loggers import ResumePoint, build_loggers
 from fermix.engine.module import FermixModule
 from fermix.errors import FermixError
+from fermix.methods.base import Method
 from fermix.utils.io import atomic_path, atomic_write_json
 
 log = logging.getLogger("fermix")
@@ -47,27 +50,16 @@ def resolve_resume(resume: str | None, run_dir: Path, method_name: str) -> str |
     meta = load_checkpoint(path)["fermix"]
     trained = meta["config"]["method"]["name"]
     if trained != method_name:
-        raise FermixError(f"cannot resume {path}: it is a {trained} checkpoint, this run is method={method_name}")
+        raise FermixError(
+            f"cannot resume {path}: it is a checkpoint of method {trained}, this run is method={method_name}"
+        )
     log.info("resuming from %s (epoch %d, step %d)", path, meta["epoch"], meta["global_step"])
     return str(path)
 
 
-def _loggers(cfg: DictConfig, run_dir: Path, version: str = "") -> list[Any]:
-    """TensorBoard / CSV loggers; a staged method logs each stage under its own version folder."""
-    loggers: list[Any] = []
-    if cfg.logger.get("tensorboard"):
-        from lightning.pytorch.loggers import TensorBoardLogger
-
-        loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version=version))
-    if cfg.logger.get("csv"):
-        from lightning.pytorch.loggers import CSVLogger
-
-        loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=version))
-    return loggers
-
-
 def run_train(cfg: DictConfig) -> dict[str, Any]:
     quiet_libraries()
+    quiet_secondary_process()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
 
@@ -94,14 +86,14 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
         "split_sizes": dm.split_sizes(),
         "provenance": provenance(),
     }
-    trainer_cfg, clip = _trainer_cfg(cfg, method.automatic_optimization)
+    trainer_cfg, clip = _trainer_cfg(cfg, method)
     module = FermixModule(method, cfg.optim, cfg.sched, meta, clip=clip)
 
     if method.stages():
         return _run_stages(cfg, run_dir, module, dm)
     start = time.monotonic()
-    trainer = _trainer(cfg, run_dir, run_dir / "checkpoints", trainer_cfg)
     ckpt_path = resolve_resume(cfg.get("resume"), run_dir, method.name)
+    trainer = _trainer(cfg, run_dir, run_dir / "checkpoints", trainer_cfg, resume=ResumePoint.of(ckpt_path))
     if ckpt_path:  # continuing in the same directory is the point of a resume
         warnings.filterwarnings("ignore", message=r".*exists and is not empty.*")
     _log_start(trainer, cfg, method, info, run_dir, meta)
@@ -116,9 +108,15 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _trainer(
-    cfg: DictConfig, run_dir: Path, ckpt_dir: Path, trainer_cfg: dict[str, Any], stage: str = ""
+    cfg: DictConfig,
+    run_dir: Path,
+    ckpt_dir: Path,
+    trainer_cfg: dict[str, Any],
+    stage: str = "",
+    resume: ResumePoint | None = None,
 ) -> pl.Trainer:
-    loggers = _loggers(cfg, run_dir, version=stage)
+    """`resume`: where a resumed run continues, so its logs continue there too (engine/loggers.py)."""
+    loggers = build_loggers(cfg, run_dir, version=stage, resume=resume)
     callbacks = build_callbacks(cfg, run_dir, has_logger=bool(loggers), ckpt_dir=ckpt_dir)
     return pl.Trainer(
         **trainer_cfg,
@@ -131,16 +129,32 @@ def _trainer(
     )
 
 
-def _trainer_cfg(cfg: DictConfig, method_automatic: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    trainer_cfg = dict(plain(cfg.trainer))
+def _trainer_cfg(cfg: DictConfig, method: Method) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Trainer keyword arguments: cfg.trainer, fitted to torchrun / srun if they started this process."""
+    find_unused = method.ddp_find_unused_parameters
+    if find_unused is None:
+        find_unused = not method.automatic_optimization
+    trainer_cfg = trainer_settings(plain(cfg.trainer), _explicit_trainer_keys(), find_unused_parameters=find_unused)
     clip = {k: trainer_cfg.pop(k, None) for k in ("gradient_clip_val", "gradient_clip_algorithm")}
-    if method_automatic:
+    if method.automatic_optimization:
         trainer_cfg.update({k: v for k, v in clip.items() if v is not None})
     return trainer_cfg, clip
 
 
+def _explicit_trainer_keys() -> set[str]:
+    """`devices`, `num_nodes`, ... when the command line set trainer.<key> (a launcher must then agree)."""
+    overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    return {k.removeprefix("trainer.") for k in override_keys(overrides) if k.startswith("trainer.")}
+
+
 def _log_start(trainer: pl.Trainer, cfg: DictConfig, method: Any, info: Any, run_dir: Path, meta: dict) -> None:
     if trainer.is_global_zero:
+        if trainer.world_size > 1:
+            log.info(
+                "DDP over %d processes (%d per node, %d node(s), %s); data.batch_size=%s is split over them",
+                trainer.world_size, trainer.num_devices, trainer.num_nodes, trainer.strategy.__class__.__name__,
+                cfg.data.batch_size,
+            )  # fmt: skip
         log.info(
             "training %s on %s (%s) in %s; split sizes %s",
             method.name,
@@ -159,7 +173,7 @@ def _log_start(trainer: pl.Trainer, cfg: DictConfig, method: Any, info: Any, run
 # the newest finished one's best weights and resumes an interrupted stage from its last.ckpt.
 def _run_stages(cfg: DictConfig, run_dir: Path, module: FermixModule, dm: FermixDataModule) -> dict[str, Any]:
     method = module.method
-    trainer_cfg, _ = _trainer_cfg(cfg, method.automatic_optimization)
+    trainer_cfg, _ = _trainer_cfg(cfg, method)
     resume = cfg.get("resume")
     if resume not in (None, "", "none", "auto"):
         raise FermixError("a staged method resumes its own run only: use resume=auto with hydra.run.dir=RUN_DIR")
@@ -179,9 +193,10 @@ def _run_stages(cfg: DictConfig, run_dir: Path, module: FermixModule, dm: Fermix
         pl.seed_everything(seed, workers=True, verbose=False)
         dm.reseed(seed)
         method.begin_stage(stage)
-        trainer = _trainer(cfg, run_dir, stage_dir, {**trainer_cfg, "max_epochs": stage.max_epochs}, stage.name)
         last = stage_dir / "last.ckpt"
         ckpt_path = str(last) if resume == "auto" and last.is_file() else None
+        stage_cfg = {**trainer_cfg, "max_epochs": stage.max_epochs}
+        trainer = _trainer(cfg, run_dir, stage_dir, stage_cfg, stage.name, resume=ResumePoint.of(ckpt_path))
         if ckpt_path:
             warnings.filterwarnings("ignore", message=r".*exists and is not empty.*")
         if trainer.is_global_zero:
@@ -253,6 +268,7 @@ def _finish(
         "seed": int(cfg.seed),
         "seconds": round(seconds, 2),
         "split_sizes": dm.split_sizes(),
+        "skipped_images": dm.skipped_images,  # data.bad_images=skip: [{sample_id, path, reason}]
         "metrics": {split: r["metrics"] for split, r in results.items()},
         "per_class_acc": {split: r["per_class_acc"] for split, r in results.items()},
         "checkpoint_val_metrics": best_ckpt["fermix"]["metrics"]["val"],

@@ -109,6 +109,10 @@ class Method(nn.Module):
     # True: validation also logs `val/loss`, the training loss on validation batches (for
     # ReduceLROnPlateau / selection on the loss, as CausalMER does). Automatic optimisation only.
     validation_loss: ClassVar[bool] = False
+    # Under DDP, whether a step may leave some trainable parameters without gradient (each of several
+    # optimizers' backward passes reaches only its own networks): the engine then runs DDP with
+    # find_unused_parameters. None = True exactly for manually optimised methods.
+    ddp_find_unused_parameters: ClassVar[bool | None] = None
 
     def __init__(self, config: MethodConfig, data_info: DataInfo, backbone: Mapping[str, Any]) -> None:
         super().__init__()

@@ -18,9 +18,18 @@ from fermix.data.raw import RawItem
 from fermix.errors import FermixError
 from fermix.preprocess.outputs import MANIFEST_FILE, REPORT_FILE, write_manifest, write_report
 from fermix.preprocess.progress import Progress
-from fermix.preprocess.records import RECORDS_DIR, check_sample_id, claim_output, load_record, reusable
+from fermix.preprocess.records import (
+    IMAGES_DIR,
+    RECORDS_DIR,
+    check_sample_id,
+    claim_output,
+    exclusive_output,
+    load_record,
+    reusable,
+)
 from fermix.preprocess.settings import Settings
 from fermix.preprocess.worker import init_worker, process_in_worker, process_item
+from fermix.utils.io import remove_stale_temps
 
 log = logging.getLogger("fermix")
 
@@ -38,14 +47,22 @@ def sorted_items(items: Sequence[RawItem], limit: int | None = None) -> list[Raw
     return ordered[:limit] if limit is not None else ordered
 
 
-def _guard_output(out: Path, settings: Settings) -> None:
-    """Never write into a folder that some other tool made, nor mix settings in one output folder."""
+def _refuse_foreign_output(out: Path) -> None:
+    """Never write into a folder that some other tool made."""
     foreign = [n for n in (MANIFEST_FILE, REPORT_FILE) if (out / n).exists()]
     if foreign and not (out / RECORDS_DIR).is_dir():
         raise FermixError(
             f"{out} already holds {foreign[0]} but is not a fermix preprocess output; choose another preprocess.out."
         )
-    claim_output(out, settings.fingerprint())
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Temporaries of images, records and reports that a killed run was writing (the caller holds the lock)."""
+    removed = remove_stale_temps(out) + [
+        path for sub in (IMAGES_DIR, RECORDS_DIR) for path in remove_stale_temps(out / sub, recursive=True)
+    ]
+    if removed:
+        log.info("preprocess: removed %d unfinished file(s) left by an interrupted run in %s", len(removed), out)
 
 
 def _run_inline(items: Sequence[RawItem], settings: Settings, out: Path) -> Iterator[dict[str, Any]]:
@@ -92,8 +109,23 @@ def preprocess(
     if out.exists() and not out.is_dir():
         raise FermixError(f"preprocess.out={out} is a file; give a folder for the aligned faces.")
     out.mkdir(parents=True, exist_ok=True)
-    _guard_output(out, settings)
+    _refuse_foreign_output(out)
+    with exclusive_output(out):
+        claim_output(out, settings.fingerprint())  # never mix settings in one output folder
+        _remove_leftovers(out)
+        return _run(ordered, settings, out, workers=workers, progress=progress, meta=meta)
 
+
+def _run(
+    ordered: Sequence[RawItem],
+    settings: Settings,
+    out: Path,
+    *,
+    workers: int,
+    progress: str,
+    meta: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """Reuse finished records, process the rest, write manifest.csv and preprocess.json."""
     records: dict[str, dict[str, Any]] = {}
     todo: list[RawItem] = []
     for item in ordered:

@@ -5,14 +5,17 @@ written atomically after its aligned image. A re-run reuses every record whose r
 unchanged (same size and modification time) and whose aligned image is still there; a killed run
 therefore loses at most the images that were in flight. The output folder also remembers the
 settings it was made with (`.records/settings.json`): a run with other settings is refused rather
-than mixing two templates in one dataset.
+than mixing two templates in one dataset. One run at a time writes into a folder
+(`.records/lock`), so a run may clear the temporaries that a killed run left.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,10 @@ from fermix.utils.io import atomic_write_json
 
 RECORDS_DIR = ".records"
 SETTINGS_FILE = "settings.json"
+LOCK_FILE = "lock"
 IMAGES_DIR = "images"
+
+log = logging.getLogger("fermix")
 
 
 def check_sample_id(sample_id: str) -> str:
@@ -93,3 +99,30 @@ def claim_output(out: Path, fingerprint: Mapping[str, Any]) -> None:
             f"choose another preprocess.out or delete that folder to start again."
         )
     atomic_write_json(path, wanted)
+
+
+@contextlib.contextmanager
+def exclusive_output(out: Path) -> Iterator[None]:
+    """Hold `<out>/.records/lock` while a run writes into `out`; a second run is refused.
+
+    An flock dies with its process, so a killed run never blocks the next one. Where flock is
+    missing or refused (Windows, some network filesystems) runs are not serialised.
+    """
+    path = out / RECORDS_DIR / LOCK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        fcntl = None
+    with open(path, "a+b") as handle:
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise FermixError(
+                    f"another fermix preprocess is writing into {out}; wait for it to finish or choose another "
+                    f"preprocess.out."
+                ) from None
+            except OSError as exc:
+                log.debug("preprocess: no lock on %s (%s); not guarding against a concurrent run", path, exc)
+        yield

@@ -4,6 +4,11 @@ A crash, a pre-empted Slurm job or a full disk in the middle of writing a checkp
 summary.json must not destroy the previous good copy. Every writer here writes a temporary file
 in the target's directory (same filesystem, so the rename is atomic), fsyncs it and
 `os.replace`s it onto the target.
+
+A process killed while writing (SIGKILL, OOM killer, power loss) cannot delete its temporary: it
+stays beside the target as a hidden `.<name>.tmp-<8 hex><suffixes>` file that no reader picks
+up. The directory's owner removes such leftovers with `remove_stale_temps` when it starts work
+there (a resumed run's checkpoint folder, a re-run preprocessing output).
 """
 
 from __future__ import annotations
@@ -12,12 +17,23 @@ import contextlib
 import json
 import math
 import os
-import tempfile
+import re
+import secrets
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_json", "atomic_write_text"]
+__all__ = [
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "is_temp_name",
+    "remove_stale_temps",
+]
+
+_TEMP_INFIX = ".tmp-"
+_TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.tmp-[0-9a-f]{8}(?P<suffix>.*)$")
 
 
 def _current_umask() -> int:
@@ -59,14 +75,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.tmp-", suffix="".join(target.suffixes)
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _create_temp(target)
     try:
         yield tmp
-        # Keep an existing file's mode; else what a plain open() would give (mkstemp makes 0600).
+        # Keep an existing file's mode; else what a plain open() would give (the temporary is 0600).
         mode = target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~_current_umask()
         os.chmod(tmp, mode)
         _fsync_file(tmp)
@@ -75,6 +87,44 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(target.parent)
+
+
+def _create_temp(target: Path) -> Path:
+    """A new, empty, private (0600) file `.<name>.tmp-<8 hex><suffixes>` beside `target`."""
+    for _ in range(100):
+        tmp = target.with_name(f".{target.name}{_TEMP_INFIX}{secrets.token_hex(4)}{''.join(target.suffixes)}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(f"no free temporary name beside {target}")
+
+
+def is_temp_name(name: str) -> bool:
+    """True for the name of a temporary that `atomic_path` creates (and a killed writer leaves)."""
+    match = _TEMP_NAME.match(name)
+    return match is not None and match["suffix"] == "".join(Path(match["target"]).suffixes)
+
+
+def remove_stale_temps(directory: str | os.PathLike[str], recursive: bool = False) -> list[Path]:
+    """Delete the temporaries that killed writers left in `directory`; returns what was removed.
+
+    Only the owner of the directory may call this, when no write of its own is in flight: a
+    temporary of a live writer would be removed too (its rename then fails). Only names of
+    `atomic_path`'s pattern are touched; a missing directory is not an error.
+    """
+    removed: list[Path] = []
+    walk = os.walk(directory) if recursive else [next(os.walk(directory), (str(directory), [], []))]
+    for dirpath, _dirnames, filenames in walk:
+        for name in filenames:
+            if is_temp_name(name):
+                path = Path(dirpath) / name
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed.append(path)
+    return sorted(removed)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

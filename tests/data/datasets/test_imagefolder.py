@@ -151,6 +151,22 @@ def test_validation_folder_is_read_as_val(tmp_path):
     assert sorted(rec["split"]) == ["train", "val"]
 
 
+def test_split_folders_without_train_are_still_split_folders(tmp_path):
+    """root/test/<class> alone is a test split (for fermix test), not a class called `test`."""
+    write_image_folder(tmp_path, classes=("happy", "sad"), splits=["test"], per_class=1)
+    ds = ImageFolderDataset({"root": str(tmp_path)})
+    assert ds.label_space.classes == ("happy", "sad")
+    assert set(ds.records()["split"]) == {"test"}
+
+
+@pytest.mark.parametrize("split", ["val", "test", "train"])
+def test_an_empty_split_folder_is_an_error_naming_it(tmp_path, split):
+    write_image_folder(tmp_path, classes=("happy",), splits=[s for s in ("train", "val") if s != split], per_class=1)
+    (tmp_path / split).mkdir()
+    with pytest.raises(FermixError, match=rf"split {split} of dataset imagefolder has no samples: .*{split} holds no"):
+        ImageFolderDataset({"root": str(tmp_path)})
+
+
 # ---------------------------------------------------------------- layout (c): CSV manifest
 
 
@@ -197,10 +213,12 @@ MANIFEST_ERRORS = {
         "path,label\na/a_000.png,1\n", {}, r"m\.csv has integer labels; name the classes"),
     "integer_label_out_of_range": (
         "path,label\na/a_000.png,3\n", {"classes": ["x", "y", "z"]},
-        r"label 3 of .*a_000\.png is out of range for 3 classes"),
+        r"label 3 on line 2 of manifest .*m\.csv \(a_000\.png\) is out of range for 3 classes"),
     "label_not_in_classes_names_it": (
         "path,label\na/a_000.png,bored\n", {"label_space": "basic7"},
-        r"label `bored` of .*a_000\.png in manifest .*m\.csv"),
+        r"label `bored` on line 2 of manifest .*m\.csv \(a_000\.png\) is not a class"),
+    "bad_label_names_its_own_line": (
+        "path,label\na/a_000.png,x\na/a_001.png,w\n", {"classes": ["x", "y"]}, r"label `w` on line 3 of"),
     "listing_missing_files_names_one": (
         "path,label\na/a_000.png,a\na/gone.png,a\n", {}, r"lists 1 missing file\(s\), e\.g\. .*gone\.png"),
     "bad_split_value_names_the_csv": (
@@ -210,7 +228,7 @@ MANIFEST_ERRORS = {
 
 @pytest.mark.parametrize(("csv", "extra", "match"), MANIFEST_ERRORS.values(), ids=MANIFEST_ERRORS.keys())
 def test_bad_manifest_raises(tmp_path, csv, extra, match):
-    write_image_folder(tmp_path, classes=("a",), per_class=1)
+    write_image_folder(tmp_path, classes=("a",), per_class=2)
     _write_csv(tmp_path / "m.csv", csv)
     with pytest.raises(FermixError, match=match):
         ImageFolderDataset({"root": str(tmp_path), "manifest": "m.csv", **extra})

@@ -3,7 +3,8 @@
 Layouts, decided in this order:
   (c) `manifest` set, or `root/manifest.csv` present: a CSV with columns path,label[,split,subject]
       (optionally sample_id, source and the 136 landmark columns of fermix.data.manifest);
-  (b) `root/train` exists: root/{train,val,test}/<class>/... (any subset of the split folders);
+  (b) a split folder exists: root/{train,val,test}/<class>/... (any subset; a split folder
+      without images is an error, not a split to carve);
   (a) otherwise: root/<class>/... (one pool; the datamodule carves val/test).
 Class order comes from `classes`, else `label_space`, else the label space recorded in a
 `preprocess.json` beside the manifest, else the sorted class names found, so it is always
@@ -49,6 +50,7 @@ class _Entry:
     sample_id: str | None = None  # from a manifest's sample_id column; else derived from the path
     source: str | None = None
     landmarks: np.ndarray | None = None
+    line: int | None = None  # the manifest line (1 = header) the entry came from
 
 
 class ImageFolderDataset:
@@ -75,7 +77,7 @@ class ImageFolderDataset:
             entries = self._scan_manifest(self._manifest)
             if self._space is None and self._classes is None:
                 self._space = _recorded_label_space(self._manifest.parent / PREPROCESS_REPORT)
-        elif (self.root / "train").is_dir():
+        elif _split_folders(self.root):
             self._manifest = None
             entries = self._scan_split_folders()
         else:
@@ -140,14 +142,18 @@ class ImageFolderDataset:
     def _scan_split_folders(self) -> list[_Entry]:
         entries: list[_Entry] = []
         seen: dict[str, Path] = {}
-        for split_dir in visible_dirs(self.root):
-            split = SPLIT_ALIASES.get(split_dir.name.lower(), split_dir.name.lower())
-            if split not in SPLITS:
-                continue  # other folders beside train/val/test are not part of the dataset
+        for split, split_dir in _split_folders(self.root):
             if split in seen:
                 raise FermixError(f"both {seen[split]} and {split_dir} hold the {split} split; keep one.")
             seen[split] = split_dir
-            entries.extend(_Entry(p, label, split) for p, label in self._scan_class_folders(split_dir))
+            found = self._scan_class_folders(split_dir)
+            if not found:
+                fix = "" if split == "train" else f", or remove it to carve {split} from train (data.{split}_fraction)"
+                raise FermixError(
+                    f"split {split} of dataset imagefolder has no samples: {split_dir} holds no class folders; "
+                    f"add one sub-folder of images per class{fix}."
+                )
+            entries.extend(_Entry(p, label, split) for p, label in found)
         return entries
 
     def _scan_manifest(self, manifest: Path) -> list[_Entry]:
@@ -165,10 +171,10 @@ class ImageFolderDataset:
         entries: list[_Entry] = []
         absent: list[Path] = []
         with_landmarks = has_landmark_columns(table.columns)
-        for rec in table.to_dict("records"):
+        for line, rec in enumerate(table.to_dict("records"), start=2):
             rel = str(rec["path"]).strip()
             if not rel:
-                raise FermixError(f"manifest {manifest} has a row with an empty path.")
+                raise FermixError(f"line {line} of manifest {manifest} has an empty path.")
             path = Path(rel) if os.path.isabs(rel) else self.root / rel
             if not path.is_file():
                 absent.append(path)
@@ -191,6 +197,7 @@ class ImageFolderDataset:
                     sample_id=str(rec.get("sample_id") or "").strip() or None,
                     source=str(rec.get("source") or "").strip() or None,
                     landmarks=landmarks,
+                    line=line,
                 )
             )
         if absent:
@@ -217,9 +224,9 @@ class ImageFolderDataset:
             )
         return LabelSpace("imagefolder", tuple(labels))
 
-    def _label_index(self, label: str, path: Path) -> int:
+    def _label_index(self, entry: _Entry) -> int:
         space = self.label_space
-        text = str(label).strip()
+        text, path = str(entry.label).strip(), entry.path
         lowered = [c.lower() for c in space.classes]
         if text.lower() in lowered:
             return lowered.index(text.lower())
@@ -233,11 +240,11 @@ class ImageFolderDataset:
             if 0 <= number < space.num_classes:
                 return number
             raise FermixError(
-                f"label {number} of {path} is out of range for {space.num_classes} classes "
-                f"({', '.join(space.classes)})."
+                f"label {number} on line {entry.line} of manifest {self._manifest} ({path.name}) is out of range "
+                f"for {space.num_classes} classes ({', '.join(space.classes)}); labels count from 0."
             )
         if self._manifest is not None:
-            where = f"label `{text}` of {path} in manifest {self._manifest}"
+            where = f"label `{text}` on line {entry.line} of manifest {self._manifest} ({path.name})"
         else:
             where = f"class folder {next((p for p in path.parents if p.name == text), path.parent)}"
         known = ", ".join(space.classes)
@@ -248,7 +255,7 @@ class ImageFolderDataset:
         if not entry.label and self._manifest is not None:
             return -1
         if entry.label not in index_of:
-            index_of[entry.label] = self._label_index(entry.label, entry.path)
+            index_of[entry.label] = self._label_index(entry)
         return index_of[entry.label]
 
     def _build_records(self, entries: list[_Entry]) -> pd.DataFrame:
@@ -301,6 +308,16 @@ class ImageFolderDataset:
 # -------------------------------------------------------------------- helpers
 
 
+
+
+def _split_folders(root: Path) -> list[tuple[str, Path]]:
+    """(split, folder) for root's train/val/test folders (and their aliases valid/validation)."""
+    found = []
+    for folder in visible_dirs(root):
+        split = SPLIT_ALIASES.get(folder.name.lower(), folder.name.lower())
+        if split in SPLITS:
+            found.append((split, folder))
+    return found
 
 
 def _extensions(value: Any) -> tuple[str, ...]:
