@@ -139,10 +139,14 @@ class IERN(Method):
             return {}
         lam = self.config.lambda_cnfnd
 
-        # 1. forward
+        # 1. forward. With recompute_emotion, only step 4 back-propagates into f_b (through a fresh e), so
+        # steps 2-3 start from sg(b): the feature step no longer runs the backbone's backward, whose gradients
+        # zero_grad(CLS) used to discard. Same losses, updates and BN statistics (tests/methods/iern).
+        recompute = self.config.recompute_emotion
         b = self.base(image)
-        e = self.emo_gen(b)
-        c = self.con_gen(b)
+        heads_in = b.detach() if recompute else b
+        e = self.emo_gen(heads_in)
+        c = self.con_gen(heads_in)
         reconstruction = self.fuser(e, c)
 
         # 2. discriminators learn to read emotion from e and the source from c
@@ -160,8 +164,8 @@ class IERN(Method):
             gen_emo = confusion_loss(self.con_dis(e))
             gen_con = confusion_loss(self.emo_dis(c))
             cnfnd = lam * center_loss(c, domain, self.centers)
-            recons = F.mse_loss(reconstruction, b)
-            opt.backward((gen_emo + gen_con) / 2 + cnfnd + recons, retain_graph=True)
+            recons = F.mse_loss(reconstruction, heads_in)
+            opt.backward((gen_emo + gen_con) / 2 + cnfnd + recons, retain_graph=not recompute)
             if lam and self.centers.grad is not None:
                 self.centers.grad.mul_(1.0 / lam)  # centers learn from the unweighted loss (a no-op under Adam)
             opt.step(FEAT)
@@ -170,12 +174,18 @@ class IERN(Method):
 
         # 4. classification through the backdoor adjustment, with the freshly synced dictionary
         self.sync_dictionary()
-        if self.config.recompute_emotion:
+        if recompute:
             e = self.emo_gen(b)  # g_e changed in place in step 3; b (the backbone) did not
-        logits, _ = self.classify(e)
-        opt.zero_grad(CLS)  # also drops the backbone gradients left by step 3
-        cls = F.cross_entropy(logits, expr)
-        opt.backward(cls)
+        opt.zero_grad(CLS)  # also drops the backbone gradients step 3 leaves when recompute_emotion=false
+        # g_r is in this optimizer with lr 0 (as published): its weight gradients would move nothing, so
+        # they are not computed and Adam skips it; the gradient still flows through g_r to e and f_b.
+        self.fuser.requires_grad_(False)
+        try:
+            logits, _ = self.classify(e)
+            cls = F.cross_entropy(logits, expr)
+            opt.backward(cls)
+        finally:
+            self.fuser.requires_grad_(True)
         opt.step(CLS)
 
         return {
