@@ -66,6 +66,13 @@ def loader_rate(dm: FermixDataModule, workers: int, batch: int) -> float:
     return images / (time.perf_counter() - start)
 
 
+def train_step(method, opt, batch: dict) -> None:
+    opt.zero_grad(set_to_none=True)
+    logits, _ = method(batch["image"])
+    F.cross_entropy(logits, batch["expr"]).backward()
+    opt.step()
+
+
 def model_rate(cfg, info, batches: list[dict]) -> float:
     torch.manual_seed(0)
     method = build_method(cfg.method, cfg.backbone, info)
@@ -75,10 +82,7 @@ def model_rate(cfg, info, batches: list[dict]) -> float:
     for i, b in enumerate(batches):
         if i == 2:
             start, images = time.perf_counter(), 0
-        opt.zero_grad(set_to_none=True)
-        logits, _ = method(b["image"])
-        F.cross_entropy(logits, b["expr"]).backward()
-        opt.step()
+        train_step(method, opt, b)
         images += len(b["expr"])
     return images / (time.perf_counter() - start)
 
@@ -93,10 +97,7 @@ def end_to_end_rate(cfg, info, dm: FermixDataModule, workers: int, batch: int) -
     next(it)
     start, images = time.perf_counter(), 0
     for b in it:
-        opt.zero_grad(set_to_none=True)
-        logits, _ = method(b["image"])
-        F.cross_entropy(logits, b["expr"]).backward()
-        opt.step()
+        train_step(method, opt, b)
         images += len(b["expr"])
     return images / (time.perf_counter() - start)
 
