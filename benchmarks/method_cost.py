@@ -38,6 +38,7 @@ from omegaconf import OmegaConf, open_dict
 
 from fermix.cli import config_dir
 from fermix.engine.build import build_method
+from fermix.engine.compute import apply_compute
 from fermix.engine.datamodule import FermixDataModule
 from fermix.engine.optim import build_optimizer
 from fermix.engine.rundir import register_resolvers
@@ -144,6 +145,8 @@ def build_case(name: str, args, run_dir: Path, extra=(), stage: str | None = Non
     torch.manual_seed(0)
     method_cfg = OmegaConf.to_container(cfg.method, resolve=True) | dict(method_kw or {})
     method = build_method(method_cfg, cfg.backbone, info)
+    if getattr(args, "compute", True):  # fermix as shipped: the `compute:` defaults (channels_last auto, ...)
+        apply_compute(cfg.compute, method, info.image_size, "cpu")
     method.train()
     images = args.batch
     if name == "dmue":
@@ -209,7 +212,9 @@ def render(results: dict, originals: dict | None, args, env: str, command: str) 
         "A step is the method's training_step (or manual_step) + zero_grad + backward + clipping when configured + "
         "optimizer step, without Lightning (its overhead: \"Trainer overhead\"). Medians over "
         f"{args.repeats} repeats of {args.steps} steps after {args.warmup} warm-up steps; the ratio is the median "
-        "of per-repeat ratios to the reference (erm for image methods, mult for causalmer).",
+        "of per-repeat ratios to the reference (erm for image methods, mult for causalmer). "
+        + ("Every method runs with train.yaml's `compute:` defaults, as `fermix train` does (at 112 px and up: "
+           "channels_last; engine/compute.py)." if args.compute else "Without train.yaml's `compute:` defaults."),
         "",
         "| method | images / step | ms / step | vs reference |",
         "|---|---:|---:|---:|",
@@ -324,6 +329,8 @@ def main() -> None:
     parser.add_argument("--originals", type=Path, default=None, help="JSON written by the comparison script")
     parser.add_argument("--quick", action="store_true", help="smoke test: 64 px, batch 16, 1 step, 1 repeat")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--no-compute", dest="compute", action="store_false",
+                        help="leave out train.yaml's `compute:` defaults (channels_last auto) on fermix's side")
     args = parser.parse_args()
     if args.quick:
         args.size, args.batch, args.steps, args.warmup, args.repeats = 64, 16, 1, 1, 1
@@ -331,7 +338,8 @@ def main() -> None:
     env = machine()
     command = (f"python benchmarks/method_cost.py --size {args.size} --batch {args.batch} --steps {args.steps} "
                f"--warmup {args.warmup} --repeats {args.repeats} --threads {args.threads}"
-               + (f" --originals {args.originals}" if args.originals else ""))
+               + (f" --originals {args.originals}" if args.originals else "")
+               + ("" if args.compute else " --no-compute"))
     results = measure(args)
     originals = json.loads(args.originals.read_text()) if args.originals else None
     text = render(results, originals, args, env, command)

@@ -136,3 +136,23 @@ def test_method_declares_its_contract(name):
 def test_unknown_method_option_is_a_clear_error(name):
     with pytest.raises(FermixError, match="no option 'nonsense'"):
         METHODS.get(name).make_config({"name": name, "nonsense": 1})
+
+
+@pytest.mark.parametrize("name", IMAGE_METHODS)
+def test_channels_last_model_predicts_the_same_and_trains(name, tmp_path):
+    """`compute.channels_last` (engine/compute.py) must not break a method's reshapes or change its outputs."""
+    torch.manual_seed(0)
+    method = _build(name, tmp_path).eval()
+    batch = _batch(11)
+    reference = method.predict(batch)
+    method.to(memory_format=torch.channels_last)
+    assert any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) for p in method.parameters())
+    for key, value in method.predict(batch).items():
+        if torch.is_tensor(value) and value.is_floating_point():
+            torch.testing.assert_close(value, reference[key], rtol=1e-4, atol=1e-5, equal_nan=True, msg=name)
+    if method.stages():
+        method.begin_stage(method.stages()[0])
+    if method.automatic_optimization:
+        terms = method.train().training_step(_training_batch(method, batch))
+        sum(v for v in terms.values() if v.requires_grad).backward()
+        assert all(torch.isfinite(v) for v in terms.values())

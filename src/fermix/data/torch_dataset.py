@@ -47,7 +47,10 @@ class RecordsDataset(Dataset):
         if isinstance(key, tuple):
             index, epoch = key
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(sample_seed(self.seed, epoch, index))
+                # The CPU generator only: torch.manual_seed also queues a seed for every lazily
+                # initialised accelerator (CUDA, XPU, MTIA), formatting a stack trace each time —
+                # half of the loader's time per sample. Transforms draw from the CPU generator.
+                torch.default_generator.manual_seed(sample_seed(self.seed, epoch, index))
                 sample = self._get(index)
         else:
             index = int(key)
