@@ -2,13 +2,12 @@
 
 Precision (AMP: `trainer.precision=bf16-mixed` also on CPU) stays with Lightning. What each knob
 does on this project's reference CPU, measured, is in docs/performance.md ("CPU knobs"); the
-defaults follow those measurements: torch's own thread count, channels-last only from 112 px up
-(it slows the 64-px default), no compilation (its start-up costs more than a short run gains).
+defaults follow those measurements: torch's own thread count, channels-last from 112 px up (below
+that the measurements disagree), no compilation (its start-up costs more than a short run gains).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 from collections.abc import Mapping
@@ -18,8 +17,6 @@ import torch
 from torch import nn
 
 from fermix.errors import FermixError
-
-log = logging.getLogger("fermix")
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 CHANNELS_LAST_FROM = 112  # `channels_last: auto` turns it on from this input size (docs/performance.md)
@@ -75,7 +72,7 @@ def apply_compute(compute: Mapping[str, Any] | None, method: nn.Module, image_si
                               "install one or set compute.compile=false")
         # In place (nn.Module.compile), per child module, so parameter names and checkpoints are unchanged.
         for child in method.children():
-            if any(True for _ in child.parameters()):
+            if next(child.parameters(), None) is not None:
                 child.compile(mode=mode)
         applied["compile"] = mode
     return applied

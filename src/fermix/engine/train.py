@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-import torch
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig
@@ -74,7 +73,8 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
         )
     dm.check_requires(method_class(cfg.method.name).requires, cfg.method.name)  # before any weights load
     method = build_method(cfg.method, cfg.backbone, info)
-    compute = apply_compute(cfg.get("compute"), method, info.image_size, _device_kind(cfg))
+    device = resolve_device(cfg.trainer.get("accelerator")).type
+    compute = apply_compute(cfg.get("compute"), method, info.image_size, device)
     log.info("compute: %s", ", ".join(f"{k}={v}" for k, v in compute.items()))
     dm.train_sampler_factory = method.train_sampler
     dm.train_sources_factory = method.train_sources
@@ -109,11 +109,6 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
     ckpt_cb = trainer.checkpoint_callback
     best = Path(ckpt_cb.best_model_path) if ckpt_cb and ckpt_cb.best_model_path else run_dir / "checkpoints/last.ckpt"
     return _finish(cfg, run_dir, best, module, dm, time.monotonic() - start, trainer.current_epoch, trainer.global_step)
-
-
-def _device_kind(cfg: DictConfig) -> str:
-    accelerator = str(cfg.trainer.get("accelerator", "auto")).lower()
-    return "cuda" if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available() else "cpu"
 
 
 def _trainer(
