@@ -59,6 +59,10 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _finished(folder: Path) -> int:
+    return sum(1 for p in folder.glob("*.json") if not fio.is_temp_name(p.name))
+
+
 def _report_without_run_counts(out: Path) -> dict:
     report = json.loads((out / "preprocess.json").read_text())
     del report["counts"]["processed"], report["counts"]["reused"]  # how this run got there, by design
@@ -79,7 +83,8 @@ def test_sigkill_mid_run_leaves_only_complete_files_and_the_rerun_equals_an_unin
                             start_new_session=True)
     records = tmp_path / "killed" / ".records" / "happy"
     deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline and len(list(records.glob("*.json"))) < 2:
+    # Count finished records only: a temporary `.a00.json.tmp-<hex>.json` also ends in .json.
+    while proc.poll() is None and time.monotonic() < deadline and _finished(records) < 2:
         time.sleep(0.01)
     workers = _children(proc.pid)
     os.killpg(proc.pid, signal.SIGKILL)
