@@ -26,6 +26,15 @@ JOBS: dict[str, tuple[str, str]] = {
         "fermix.preprocess.run:run_preprocess",
         "detect, align and crop raw photos: fermix preprocess dataset=NAME [preprocess.out=DIR]",
     ),
+    "predict": (
+        "fermix.inference.run:run_predict",
+        "faces in photos, folders or videos: fermix predict ckpt=PATH input=IMAGE|FOLDER|VIDEO",
+    ),
+    "export": (
+        "fermix.export.run:run_export",
+        "inference-only model: fermix export ckpt=PATH format=torchscript|onnx|safetensors",
+    ),
+    "report": ("fermix.report.run:run_report", "tables and plots over runs: fermix report runs=DIR|GLOB"),
 }
 
 USAGE = f"""usage: fermix <command> [key=value ...]
@@ -36,6 +45,9 @@ commands:
   train       {JOBS["train"][1]}
   test        {JOBS["test"][1]}
   preprocess  {JOBS["preprocess"][1]}
+  predict     {JOBS["predict"][1]}
+  export      {JOBS["export"][1]}
+  report      {JOBS["report"][1]}
   list        list registered names: fermix list [methods|datasets|backbones]
 
 Options are Hydra overrides, e.g.

@@ -222,8 +222,17 @@ class IERNInference(nn.Module):
         self.register_buffer("dictionary", method.dictionary.clone())
         self.intervention = method.config.intervention
 
-    def forward(self, image: Tensor) -> Tensor:
-        e = self.emo_gen(self.proj(self.backbone(image)))
+    def predict(self, batch: Batch) -> dict[str, Tensor]:
+        """IERN.predict's outputs from these parts alone (what `fermix export` writes)."""
+        e = self.emo_gen(self.proj(self.backbone(batch["image"])))
+        out = {"features": e.mean(dim=(2, 3))}
         if self.intervention == "none":
-            return self.classifier(e)
-        return stratum_logits(self.fuser, self.classifier, self.dictionary, e).mean(dim=0)
+            out["expr_logits"] = self.classifier(e)
+            return out
+        strata = stratum_logits(self.fuser, self.classifier, self.dictionary, e)
+        out["expr_logits"] = strata.mean(dim=0)
+        out["stratum_logits"] = strata.transpose(0, 1)  # B×K×E
+        return out
+
+    def forward(self, image: Tensor) -> Tensor:
+        return self.predict({"image": image})["expr_logits"]
