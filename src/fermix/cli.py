@@ -138,6 +138,17 @@ def check_test_args(args: Sequence[str]) -> list[str]:
     return args
 
 
+def check_ckpt_arg(command: str, args: Sequence[str]) -> None:
+    """`fermix predict|export` need an existing ckpt=PATH: refuse before Hydra makes an output folder."""
+    if {"-h", "--help", "--hydra-help"} & set(args):
+        return
+    given = [a.split("=", 1)[1] for a in args if _override_key(a) == "ckpt" and "=" in a]
+    if not given:
+        fail(f"fermix {command} needs ckpt=PATH, a .ckpt that fermix train wrote (e.g. runs/.../checkpoints/best.ckpt)")
+    if not Path(given[-1]).is_file():
+        fail(f"checkpoint {given[-1]} does not exist")
+
+
 def check_job_overrides(command: str, args: Sequence[str]) -> None:
     """Unknown keys and wrong-typed values in one sentence, before Hydra prints a page or a run starts
     (fermix.config_check; `fermix test` has its own, stricter check_test_args)."""
@@ -221,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             rest = check_test_args(rest)
         else:
             check_job_overrides(command, rest)
+            if command in ("predict", "export"):
+                check_ckpt_arg(command, rest)
         return run_job(command, rest)
     except FermixError as exc:
         fail(user_message(exc))

@@ -18,16 +18,14 @@ from omegaconf import DictConfig, OmegaConf
 from fermix.data.info import DataInfo
 from fermix.data.label_spaces import LabelSpace, canonical_name
 from fermix.engine.artifacts import print_metrics_table
-from fermix.engine.build import build_method, plain
-from fermix.engine.checkpoint import load_checkpoint
+from fermix.engine.build import plain
 from fermix.engine.datamodule import FermixDataModule
 from fermix.engine.evaluate import evaluate_split, resolve_device
+from fermix.engine.restore import restore_method
 from fermix.errors import FermixError
 from fermix.utils.io import atomic_write_json
 
 log = logging.getLogger("fermix")
-
-STATE_PREFIX = "method."
 
 
 def label_map(model: LabelSpace, data: LabelSpace) -> torch.Tensor | None:
@@ -119,22 +117,13 @@ def _missing_modalities(
 
 def run_test(cfg: DictConfig) -> dict[str, Any]:
     ckpt_path = Path(cfg.ckpt)
-    ckpt = load_checkpoint(ckpt_path)
-    meta = ckpt["fermix"]
-    trained = OmegaConf.create(meta["config"])
+    method, meta, trained = restore_method(ckpt_path)
+    info = method.data_info
     dataset_cfg, same_dataset = _eval_dataset_cfg(trained.dataset, cfg.get("dataset"))
     data_cfg = trained.data
     for key in ("batch_size", "num_workers", "bad_images"):
         if cfg.data.get(key) is not None:
             data_cfg[key] = cfg.data[key]
-
-    info = DataInfo.from_dict(meta["data_info"])
-    method = build_method(trained.method, trained.backbone, info, from_checkpoint=True)
-    state = {k.removeprefix(STATE_PREFIX): v for k, v in ckpt["state_dict"].items() if k.startswith(STATE_PREFIX)}
-    try:
-        method.load_state_dict(state)
-    except RuntimeError as exc:
-        raise FermixError(f"the weights in {ckpt_path} do not fit the {method.name} model they claim to be") from exc
 
     dm = FermixDataModule(dataset_cfg, data_cfg, seed=int(trained.seed))
     data_info = dm.build()

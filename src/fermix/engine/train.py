@@ -28,6 +28,7 @@ from fermix.engine.evaluate import evaluate_split, predict_split, resolve_device
 from fermix.engine.loggers import ResumePoint, build_loggers
 from fermix.engine.module import FermixModule
 from fermix.errors import FermixError
+from fermix.inference.alignment import recorded_alignment
 from fermix.methods.base import Method
 from fermix.utils.io import atomic_path, atomic_write_json
 
@@ -86,6 +87,7 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
         "label_space": info.label_space.to_dict(),
         "data_info": info.to_dict(),
         "preprocessing": preprocessing_spec(cfg.data),
+        "face_alignment": recorded_alignment(cfg.dataset.get("root")),  # what `fermix predict` aligns faces with
         "data_fingerprints": dm.fingerprints(),
         "split_sizes": dm.split_sizes(),
         "provenance": provenance(),

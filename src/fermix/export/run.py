@@ -26,27 +26,14 @@ from fermix.utils.io import atomic_write_json
 
 log = logging.getLogger("fermix")
 
-STATE_PREFIX = "method."
 TOLERANCE = 1e-3  # largest |difference| from the checkpoint's outputs that passes without a warning
 
 
 def rebuild_method(ckpt_path: Path) -> tuple[Any, dict[str, Any]]:
     """The trained method (eval mode, CPU) and the checkpoint's fermix metadata."""
-    from fermix.data.info import DataInfo
-    from fermix.engine.build import build_method
-    from fermix.engine.checkpoint import load_checkpoint
+    from fermix.engine.restore import restore_method
 
-    ckpt = load_checkpoint(ckpt_path)
-    meta = ckpt["fermix"]
-    trained = OmegaConf.create(meta["config"])
-    info = DataInfo.from_dict(meta["data_info"])
-    method = build_method(trained.method, trained.backbone, info, from_checkpoint=True)
-    state = {k.removeprefix(STATE_PREFIX): v for k, v in ckpt["state_dict"].items() if k.startswith(STATE_PREFIX)}
-    try:
-        method.load_state_dict(state)
-    except RuntimeError as exc:
-        raise FermixError(f"the weights in {ckpt_path} do not fit the {method.name} model they claim to be") from exc
-    method.end_stages()  # a staged method predicts with its final model (multitask: the ensemble)
+    method, meta, _ = restore_method(ckpt_path)
     return method.eval(), meta
 
 
