@@ -1,4 +1,5 @@
-"""Finished run dirs written by hand, with the real writers, for the report tests."""
+"""Finished run dirs written by hand, with the real writers, for the report tests; and a check that a
+figure the report wrote is a picture."""
 
 from __future__ import annotations
 
@@ -56,12 +57,16 @@ def fabricate_run(
     config = {"seed": seed, "method": {"name": method}, "dataset": dataset_cfg}
     labelled = y >= 0
     acc = float((y[labelled] == p[labelled]).mean()) if labelled.any() else float("nan")
+    per_class_acc = {  # as train writes it: null for a class without samples
+        name: (float((p[y == k] == k).mean()) if (y == k).any() else None) for k, name in enumerate(classes)
+    }
     summary: dict[str, Any] = {
         "method": method,
         "dataset": dataset,
         "run_dir": str(run_dir),
         "seed": seed,
         "metrics": metrics if metrics is not None else {split: {"acc": acc}},
+        "per_class_acc": {split: per_class_acc},
     }
     if config_in == "summary":
         summary["config"] = config
@@ -81,3 +86,31 @@ def two_folds(sweep: Path, **kwargs: Any) -> tuple[Path, Path]:
     v1 = fabricate_run(sweep / "0", *per_class({"a": (4, 4), "b": (3, 3), "c": (2, 3)}), fold="v1", **kwargs)
     v2 = fabricate_run(sweep / "1", *per_class({"a": (5, 10), "b": (6, 10), "c": (4, 10)}), fold="v2", **kwargs)
     return v1, v2
+
+
+def write_csv_log(run_dir: Path, losses: Sequence[float], val_acc: Sequence[float], stage: str = "") -> Path:
+    """csv/[<stage>/]metrics.csv as Lightning's CSVLogger writes it for an erm run: per epoch a
+    learning-rate row (no epoch), a validation row and a training row, each leaving the others' columns
+    empty (layout copied from a real `fermix train logger=csv` run)."""
+    header = "epoch,lr-Adam/all,step,train/ce_epoch,train/loss_epoch,train/skipped,val/acc,val/macro_f1\n"
+    lines = []
+    for epoch, (loss, acc) in enumerate(zip(losses, val_acc, strict=True)):
+        step = 2 * epoch + 1
+        lines.append(f",0.001,{step - 1},,,,,\n")
+        lines.append(f"{epoch},,{step},,,,{acc},{acc / 2}\n")
+        lines.append(f"{epoch},,{step},{loss},{loss},0.0,,\n")
+    path = run_dir / "csv" / stage / "metrics.csv" if stage else run_dir / "csv" / "metrics.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + "".join(lines))
+    return path
+
+
+def assert_picture(path: Path) -> None:
+    """A PNG that decodes to a sensible size and is not one flat colour: text, lines and fills."""
+    from matplotlib.image import imread
+
+    image = imread(path)
+    assert image.ndim == 3 and min(image.shape[:2]) > 200, (path, image.shape)
+    rgb = (image[..., :3] * 255).astype(np.int64).reshape(-1, 3)
+    assert rgb.std() > 10, path
+    assert len(np.unique(rgb @ np.array([1 << 16, 1 << 8, 1]))) > 50, path

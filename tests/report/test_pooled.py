@@ -172,3 +172,19 @@ def test_pooled_folds_script_prints_the_table_and_writes_next_to_the_runs(tmp_pa
     assert main([str(tmp_path / "sweep"), "--split", "val"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("fermix: error:") and "predictions_val.csv" in err[0]
+
+
+def test_find_run_dirs_can_list_unfinished_runs_instead_of_refusing_them(tmp_path):
+    sweep = tmp_path / "multirun_x"
+    done = fabricate_run(sweep / "0", [0], [0])
+    for job, marker in (("1", ".hydra"), ("2", "checkpoints"), ("3", "csv")):
+        (sweep / job / marker).mkdir(parents=True)
+    (sweep / "report").mkdir()  # not a run: an earlier report's folder
+    skipped = []
+    assert find_run_dirs([sweep], skipped=skipped) == [done]
+    assert skipped == [sweep / "1", sweep / "2", sweep / "3"]
+    skipped = []
+    assert find_run_dirs([sweep / "1", str(sweep / "[02]")], skipped=skipped) == [done]
+    assert skipped == [sweep / "1", sweep / "2"]
+    with pytest.raises(FermixError, match="neither a finished run"):
+        find_run_dirs([sweep / "report"], skipped=[])

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from fermix.errors import FermixError
-from fermix.report.sweep import summarize_sweep, write_sweep_summary
+from fermix.report.sweep import group_jobs, group_table, summarize_runs, summarize_sweep, write_sweep_summary
 from tests.report.fabricate import fabricate_run, two_folds
 
 
@@ -105,3 +105,38 @@ def test_a_sweep_without_finished_jobs_is_one_sentence(tmp_path):
         summarize_sweep(tmp_path)
     with pytest.raises(FermixError, match="does not exist"):
         summarize_sweep(tmp_path / "nope")
+
+
+def test_settings_group_runs_by_what_differs_besides_seed_fold_and_where_they_were_written(tmp_path):
+    job = 0
+    for method in ("erm", "iern"):
+        for seed in (1, 2, 3):
+            fabricate_run(tmp_path / str(job), [0, 1], [0, 1], method=method, seed=seed,
+                          overrides=[f"method={method}", f"seed={seed}", f"hydra.run.dir=out/{job}",
+                                     f"paths.runs_dir=r{job}", "resume=auto"],
+                          metrics={"test": {"acc": 0.1 * job}})  # fmt: skip
+            job += 1
+    s = summarize_sweep(tmp_path)
+    groups = group_jobs(s.jobs)
+    assert list(groups) == ["method=erm", "method=iern"]
+    assert [j.name for j in groups["method=iern"]] == ["3", "4", "5"]
+    t = group_table(s.jobs)
+    assert t.loc["method=erm", "runs"] == 3
+    assert t.loc["method=erm", "test/acc mean"] == pytest.approx(0.1)
+    assert t.loc["method=iern", "test/acc std"] == pytest.approx(0.1)  # std of 0.3, 0.4, 0.5
+
+
+def test_one_setting_is_all_runs_and_a_single_run_has_no_std(tmp_path):
+    fabricate_run(tmp_path / "0", [0], [0], seed=1, metrics={"test": {"acc": 1.0}})
+    t = group_table(summarize_sweep(tmp_path).jobs)
+    assert list(t.index) == ["all runs"] and math.isnan(t.loc["all runs", "test/acc std"])
+
+
+def test_runs_of_several_sweeps_are_named_by_their_path_below_the_common_folder(tmp_path):
+    a = fabricate_run(tmp_path / "multirun_a" / "0", [0], [0], seed=1)
+    b = fabricate_run(tmp_path / "multirun_b" / "0", [0], [0], seed=2)
+    s = summarize_runs([a, b])
+    assert [j.name for j in s.jobs] == ["multirun_a/0", "multirun_b/0"] and s.sweep_dir == tmp_path
+    assert list(s.table.index[:2]) == ["multirun_a/0", "multirun_b/0"]
+    with pytest.raises(FermixError, match="no finished runs to summarise"):
+        summarize_runs([])

@@ -272,8 +272,21 @@ def job_order(path: Path) -> tuple[int, int | str]:
     return (0, int(path.name)) if path.name.isdigit() else (1, path.name)
 
 
-def find_run_dirs(patterns: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Run dirs from command-line arguments: run dirs, sweep dirs (their job dirs) or globs of either."""
+_RUN_MARKERS = (".hydra", "checkpoints", "csv")  # what a run dir holds before its summary.json
+
+
+def looks_like_run(path: Path) -> bool:
+    """A directory `fermix train` started (Hydra's .hydra/, checkpoints/ or csv/ logs), finished or not."""
+    return any((path / marker).is_dir() for marker in _RUN_MARKERS)
+
+
+def find_run_dirs(patterns: Iterable[str | os.PathLike[str]], skipped: list[Path] | None = None) -> list[Path]:
+    """Run dirs from command-line arguments: run dirs, sweep dirs (their job dirs) or globs of either.
+
+    With `skipped` (a list to fill), a run that never wrote summary.json — a crashed or running job,
+    given directly, matched by a glob or inside a sweep — is appended there instead of refused, so a
+    report can cover the runs that did finish and name the others.
+    """
     found: list[Path] = []
     for pattern in patterns:
         text = str(pattern)
@@ -283,8 +296,17 @@ def find_run_dirs(patterns: Iterable[str | os.PathLike[str]]) -> list[Path]:
         for path in paths:
             if (path / "summary.json").is_file():
                 found.append(path)
+            elif skipped is not None and looks_like_run(path):
+                skipped.append(path)
             elif path.is_dir():
-                jobs = sorted((p for p in path.iterdir() if (p / "summary.json").is_file()), key=job_order)
+                children = sorted((p for p in path.iterdir() if p.is_dir()), key=job_order)
+                jobs = [p for p in children if (p / "summary.json").is_file()]
+                if skipped is not None:
+                    unfinished = [p for p in children if p not in jobs and looks_like_run(p)]
+                    skipped.extend(unfinished)
+                    if jobs or unfinished:
+                        found.extend(jobs)
+                        continue
                 if not jobs:
                     raise FermixError(f"{path} is neither a finished run (no summary.json) nor a sweep of them.")
                 found.extend(jobs)

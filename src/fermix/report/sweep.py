@@ -4,7 +4,11 @@
 Hydra's .hydra/overrides.yaml. When the jobs differ in `dataset.fold`, the pooled fold aggregate
 (fermix.report.pooled, iern.md §5.2) is added: one per group of jobs that share every override
 except `dataset.fold` and `seed` (so `-m method=erm,iern dataset.fold=v1,v2,v3` gives one pooled
-table per method, and several seeds per fold are pooled together).
+table per method, and several seeds per fold are pooled together). Overrides that only say where or
+how a run was written (hydra.*, paths.runs_dir, resume, progress) never make a group of their own.
+
+`summarize_runs` does the same over any list of run dirs, and `group_table` gives each group's
+mean ± std: both are what `fermix report` (fermix.report.run) builds on.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from fermix.utils.io import atomic_path, atomic_write_text
 SUMMARY_MD, SUMMARY_CSV = "sweep_summary.md", "sweep_summary.csv"
 POOLED_SPLIT = "test"
 _GROUPING_KEYS = ("dataset.fold", "seed")  # overrides that vary inside one pooled group
+# Overrides that say where a run went or how it was resumed, not what it trained: never a group of their own.
+_BOOKKEEPING_KEYS = ("resume", "paths.runs_dir", "progress")
+_BOOKKEEPING_PREFIXES = ("hydra.", "hydra/")
 
 
 @dataclass(frozen=True)
@@ -62,11 +69,11 @@ class SweepSummary:
             "|---|---|---:|" + "---:|" * len(metrics),
         ]
         for job in self.jobs:
-            values = [_number(job.metrics.get(m, math.nan)) for m in metrics]
+            values = [number_cell(job.metrics.get(m, math.nan)) for m in metrics]
             seed = "" if job.seed is None else str(job.seed)
             overrides = str(self.table.at[job.name, "overrides"]).replace("|", "\\|")
             lines.append(f"| {job.name} | {overrides} | {seed} | " + " | ".join(values) + " |")
-        spread = [_spread(self.table.at["mean", m], self.table.at["std", m]) for m in metrics]
+        spread = [spread_cell(self.table.at["mean", m], self.table.at["std", m]) for m in metrics]
         lines.append("| mean ± std | | | " + " | ".join(spread) + " |")
         for label, result in self.pooled:
             lines += ["", f"## Pooled over folds{f': {label}' if label else ''}", "", result.markdown().rstrip()]
@@ -75,11 +82,11 @@ class SweepSummary:
         return "\n".join(lines) + "\n"
 
 
-def _number(value: float) -> str:
+def number_cell(value: float) -> str:
     return "–" if value is None or math.isnan(value) else f"{value:.4f}"
 
 
-def _spread(mean: float, std: float) -> str:
+def spread_cell(mean: float, std: float) -> str:
     if math.isnan(mean):
         return "–"
     return f"{mean:.4f}" if math.isnan(std) else f"{mean:.4f} ± {std:.4f}"
@@ -101,7 +108,7 @@ def _flat_metrics(summary: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def _read_job(run_dir: Path) -> Job:
+def _read_job(run_dir: Path, name: str | None = None) -> Job:
     summary = read_summary(run_dir)
     config = run_config(run_dir, summary)
     dataset = config.get("dataset")
@@ -109,7 +116,7 @@ def _read_job(run_dir: Path) -> Job:
     seed = summary.get("seed", config.get("seed"))
     return Job(
         run_dir=run_dir,
-        name=run_dir.name,
+        name=name or run_dir.name,
         overrides=_overrides(run_dir),
         seed=None if seed is None else int(seed),
         fold=None if fold is None else str(fold),
@@ -146,26 +153,90 @@ def _table(jobs: list[Job]) -> pd.DataFrame:
     return table
 
 
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
 def _group_key(job: Job) -> tuple[str, ...]:
-    return tuple(o for o in job.overrides if o.split("=", 1)[0].lstrip("+~") not in _GROUPING_KEYS)
+    """The overrides that make a job's setting: all but seed, fold and where the run was written."""
+    return tuple(
+        o for o in job.overrides
+        if (key := _override_key(o)) not in (*_GROUPING_KEYS, *_BOOKKEEPING_KEYS)
+        and not key.startswith(_BOOKKEEPING_PREFIXES)
+    )  # fmt: skip
 
 
-def _pooled(jobs: list[Job]) -> tuple[list[tuple[str, PooledAccuracy]], str | None]:
-    if len({job.fold for job in jobs}) < 2:
-        return [], None
+def group_jobs(jobs: list[Job]) -> dict[str, list[Job]]:
+    """Jobs that differ only in seed and fold, keyed by a label of what sets the group apart
+    (`method=iern`; "all runs" when there is one group), in order of first appearance."""
     groups: dict[tuple[str, ...], list[Job]] = {}
     for job in jobs:
         groups.setdefault(_group_key(job), []).append(job)
-    results, errors = [], []
+    if len(groups) == 1:
+        return {"all runs": jobs}
+    shared = set.intersection(*(set(key) for key in groups))
+    labels: dict[str, list[Job]] = {}
     for key, members in groups.items():
+        label = " ".join(o for o in key if o not in shared) or "(no overrides)"
+        labels.setdefault(label, []).extend(members)
+    return labels
+
+
+def group_table(jobs: list[Job]) -> pd.DataFrame:
+    """Mean and sample std (ddof=1) of every metric over each group's jobs: rows are groups, columns
+    `runs`, then `<metric> mean`, `<metric> std` per metric (std is NaN for a group of one)."""
+    metric_names = list(dict.fromkeys(m for job in jobs for m in job.metrics))
+    rows = {}
+    for label, members in group_jobs(jobs).items():
+        values = pd.DataFrame([_pick(job.metrics, metric_names) for job in members], columns=metric_names)
+        row: dict[str, float] = {"runs": len(members)}
+        for m in metric_names:
+            row[f"{m} mean"] = values[m].mean()
+            row[f"{m} std"] = values[m].std(ddof=1)
+        rows[label] = row
+    columns = ["runs", *(f"{m} {stat}" for m in metric_names for stat in ("mean", "std"))]
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+    table["runs"] = table["runs"].astype(int)
+    table.index.name = "group"
+    return table
+
+
+def _pooled(jobs: list[Job], split: str = POOLED_SPLIT) -> tuple[list[tuple[str, PooledAccuracy]], str | None]:
+    if len({job.fold for job in jobs}) < 2:
+        return [], None
+    groups = group_jobs(jobs)
+    results, errors = [], []
+    for group, members in groups.items():
         if len({job.fold for job in members}) < 2:
             continue
-        label = " ".join(key) if len(groups) > 1 else ""
+        label = group if len(groups) > 1 else ""
         try:
-            results.append((label, pooled_accuracy([job.run_dir for job in members], POOLED_SPLIT)))
+            results.append((label, pooled_accuracy([job.run_dir for job in members], split)))
         except FermixError as e:
             errors.append(f"{label or 'all jobs'}: {e}")
     return results, " ".join(errors) or None
+
+
+def job_names(run_dirs: list[Path]) -> list[str]:
+    """Short unique names: the dir name when the runs share one parent (a sweep's job numbers), else
+    the path below the runs' common folder (`multirun_a/0`, `multirun_b/0`)."""
+    if len({d.resolve().parent for d in run_dirs}) <= 1:
+        return [d.name for d in run_dirs]
+    base = os.path.commonpath([str(d.resolve()) for d in run_dirs])
+    return [Path(os.path.relpath(d.resolve(), base)).as_posix() for d in run_dirs]
+
+
+def summarize_runs(
+    run_dirs: list[Path], sweep_dir: str | os.PathLike[str] | None = None, split: str = POOLED_SPLIT
+) -> SweepSummary:
+    """The summary over any finished runs (run dirs with summary.json), not only one sweep's jobs;
+    the pooled fold aggregate is computed on `split`."""
+    if not run_dirs:
+        raise FermixError("no finished runs to summarise; pass run dirs that hold summary.json.")
+    jobs = [_read_job(d, name) for d, name in zip(run_dirs, job_names(run_dirs), strict=True)]
+    pooled, error = _pooled(jobs, split)
+    base = Path(sweep_dir) if sweep_dir is not None else Path(os.path.commonpath([str(d) for d in run_dirs]))
+    return SweepSummary(sweep_dir=base, jobs=jobs, table=_table(jobs), pooled=pooled, pooled_error=error)
 
 
 def summarize_sweep(sweep_dir: str | os.PathLike[str]) -> SweepSummary:
@@ -176,9 +247,7 @@ def summarize_sweep(sweep_dir: str | os.PathLike[str]) -> SweepSummary:
     dirs = sorted((p for p in sweep_dir.iterdir() if (p / "summary.json").is_file()), key=job_order)
     if not dirs:
         raise FermixError(f"{sweep_dir} holds no finished job (no <job>/summary.json).")
-    jobs = [_read_job(d) for d in dirs]
-    pooled, error = _pooled(jobs)
-    return SweepSummary(sweep_dir=sweep_dir, jobs=jobs, table=_table(jobs), pooled=pooled, pooled_error=error)
+    return summarize_runs(dirs, sweep_dir)
 
 
 def write_sweep_summary(sweep_dir: str | os.PathLike[str]) -> SweepSummary:
@@ -188,18 +257,19 @@ def write_sweep_summary(sweep_dir: str | os.PathLike[str]) -> SweepSummary:
     with atomic_path(summary.sweep_dir / SUMMARY_CSV) as tmp:
         summary.table.to_csv(tmp, float_format="%.6f")
     if summary.pooled:
-        _write_pooled_groups(summary.sweep_dir, summary.pooled)
+        write_pooled_groups(summary.sweep_dir, summary.pooled)
     return summary
 
 
-def _write_pooled_groups(out_dir: Path, pooled: list[tuple[str, PooledAccuracy]]) -> None:
-    """pooled_test.md/.csv: the one group as `fermix.report.pooled.write_pooled` writes it, or all
+def write_pooled_groups(out_dir: Path, pooled: list[tuple[str, PooledAccuracy]]) -> list[Path]:
+    """pooled_<split>.md/.csv: the one group as `fermix.report.pooled.write_pooled` writes it, or all
     groups with a leading `group` column."""
+    split = pooled[0][1].split
     md = "\n".join((f"## {label}\n\n" if label else "") + result.markdown() for label, result in pooled)
-    atomic_write_text(out_dir / f"pooled_{POOLED_SPLIT}.md", md)
+    paths = [out_dir / f"pooled_{split}.md", out_dir / f"pooled_{split}.csv"]
+    atomic_write_text(paths[0], md)
     frames = [result.table.assign(group=label).set_index("group", append=True) for label, result in pooled]
     table = frames[0].droplevel("group") if len(frames) == 1 else pd.concat(frames).reorder_levels(["group", "run"])
-    with atomic_path(out_dir / f"pooled_{POOLED_SPLIT}.csv") as tmp:
+    with atomic_path(paths[1]) as tmp:
         table.to_csv(tmp, float_format="%.6f")
-
-
+    return paths
