@@ -18,9 +18,16 @@ from fermix.utils.io import atomic_path
 
 if TYPE_CHECKING:
     import torch
+    from matplotlib.figure import Figure
     from rich.console import Console
 
-__all__ = ["format_metrics_table", "plot_confusion_matrix", "print_metrics_table", "write_predictions_csv"]
+__all__ = [
+    "confusion_figure",
+    "format_metrics_table",
+    "plot_confusion_matrix",
+    "print_metrics_table",
+    "write_predictions_csv",
+]
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -78,10 +85,24 @@ def plot_confusion_matrix(
     title: str = "",
     normalize: bool = True,
 ) -> None:
-    """Save the confusion matrix (rows = true class) as a PNG.
+    """Save the confusion matrix (rows = true class) as a PNG; see `confusion_figure`."""
+    fig = confusion_figure(confusion, class_names, title=title, normalize=normalize)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+
+
+def confusion_figure(
+    confusion: np.ndarray | torch.Tensor,
+    class_names: Sequence[str],
+    title: str = "",
+    normalize: bool = True,
+    dpi: int = 120,
+) -> Figure:
+    """The confusion matrix (rows = true class) as a matplotlib Figure (Agg canvas, no pyplot).
 
     With `normalize`, cells are coloured by and show the row percentage (recall share) and, below
-    it, the count; a class absent from the split has an all-zero row, shown as 0%.
+    it, the count; a class absent from the split has an all-zero row, shown as 0%. The same
+    figure goes to confusion_<split>.png and to TensorBoard's `val/confusion`.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -97,7 +118,7 @@ def plot_confusion_matrix(
     vmax = 1.0 if normalize else max(float(values.max()), 1.0)
 
     side = max(5.0, 0.9 * c + 2.5)
-    fig = Figure(figsize=(side + 1.0, side), dpi=120, layout="constrained")
+    fig = Figure(figsize=(side + 1.0, side), dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     image = ax.imshow(values, cmap="Blues", vmin=0.0, vmax=vmax, interpolation="nearest")
@@ -116,8 +137,7 @@ def plot_confusion_matrix(
     ax.set_ylabel("true")
     if title:
         ax.set_title(title)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+    return fig
 
 
 def _format_value(value: Any) -> str:
@@ -137,9 +157,7 @@ def format_metrics_table(metrics: Mapping[str, float], title: str = "") -> str:
     return "\n".join(lines)
 
 
-def print_metrics_table(
-    metrics: Mapping[str, float], title: str = "", console: Console | None = None
-) -> None:
+def print_metrics_table(metrics: Mapping[str, float], title: str = "", console: Console | None = None) -> None:
     """Print the metrics as a rich table (degrades to plain text when output is not a terminal)."""
     from rich.console import Console
     from rich.table import Table

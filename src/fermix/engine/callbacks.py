@@ -1,4 +1,5 @@
-"""Callbacks: checkpoints (last + best on validation), early stopping, progress display."""
+"""Callbacks: checkpoints (last + best on validation), early stopping, progress display, and the
+TensorBoard validation figures (engine/figures.py)."""
 
 from __future__ import annotations
 
@@ -158,5 +159,10 @@ def build_callbacks(
         )
     if has_logger:
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+    logger_cfg = cfg.get("logger") or {}
+    if logger_cfg.get("tensorboard") and logger_cfg.get("figures", True):
+        from fermix.engine.figures import ValidationFigures  # TensorBoard pictures after each validation
+
+        callbacks.append(ValidationFigures(sample_images=int(logger_cfg.get("sample_images", 16))))
     callbacks += progress_callbacks(str(cfg.get("progress", "auto")))
     return callbacks

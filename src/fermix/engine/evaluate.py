@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ def resolve_device(accelerator: str | None) -> torch.device:
     return torch.device(accelerator)
 
 
-def _autocast(device: torch.device, precision: str | None) -> contextlib.AbstractContextManager:
+def autocast(device: torch.device, precision: str | None) -> contextlib.AbstractContextManager:
     precision = str(precision or "32")
     if precision.startswith("16"):
         return torch.autocast(device.type, dtype=torch.float16)
@@ -43,7 +44,7 @@ def _autocast(device: torch.device, precision: str | None) -> contextlib.Abstrac
     return contextlib.nullcontext()
 
 
-def _to(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
@@ -95,12 +96,12 @@ def predict_split(
     outputs: dict[str, list[torch.Tensor]] = {}
     try:
         for batch in loader:
-            batch = _to(batch, device)
+            batch = to_device(batch, device)
             if "expr" in batch:
                 batch["expr"] = _map_targets(batch["expr"], target_map)
             if remove:
                 batch = remove_modalities(batch, remove)
-            with _autocast(device, precision):
+            with autocast(device, precision):
                 out = method.predict(batch)
             ids += list(batch["sample_id"])
             for key in TARGET_KEYS:
@@ -182,9 +183,9 @@ def evaluate_split(
             raise ValueError(f"method {method.name} reports metric {clash[0]!r}, which the engine already computes")
         scalars.update({name: float(value) for name, value in extra.items()})
     if has_expr and method.figure_samples_per_class > 0:
-        batch = _figure_batch(loader, targets["expr"], method.figure_samples_per_class, target_map)
+        batch = figure_batch(loader, targets["expr"], method.figure_samples_per_class, target_map)
         if batch is not None:
-            write_method_figures(method, _to(batch, device), split, out_dir)
+            write_method_figures(method, to_device(batch, device), split, out_dir)
     return {
         "metrics": scalars,
         "num_samples": len(preds["sample_id"]),
@@ -194,7 +195,7 @@ def evaluate_split(
     }
 
 
-def _figure_batch(
+def figure_batch(
     loader: DataLoader, targets: torch.Tensor, per_class: int, target_map: torch.Tensor | None
 ) -> dict[str, Any] | None:
     """The first `per_class` samples of each class, in class order, as one collated batch.
@@ -212,15 +213,35 @@ def _figure_batch(
     return batch
 
 
-def write_method_figures(method: Method, batch: dict[str, Any], split: str, out_dir: Path) -> list[Path]:
-    """Call the method's figure hook on `batch` and write each figure as <name>_<split>.png, atomically."""
+@contextlib.contextmanager
+def evaluation_mode(method: Method, device: torch.device, precision: str | None = None) -> Iterator[None]:
+    """Eval mode, gradients off, the run's autocast, and out of Lightning's inference mode (whose
+    tensors a method's Grad-CAM could not differentiate); restores the training flag on exit."""
     was_training = method.training
     method.eval()
     try:
-        with torch.no_grad():
-            figures = method.evaluation_figures(batch)
+        with torch.inference_mode(False), torch.no_grad(), autocast(device, precision):
+            yield
     finally:
         method.train(was_training)
+
+
+def method_figures(
+    method: Method, batch: Mapping[str, Any], device: torch.device, precision: str | None = None
+) -> dict[str, Any]:
+    """The method's `evaluation_figures` on `batch`, called as the base contract promises."""
+    with evaluation_mode(method, device, precision):
+        return method.evaluation_figures(to_device(dict(batch), device))
+
+
+def batch_device(batch: Mapping[str, Any]) -> torch.device:
+    image = batch.get("image")
+    return image.device if torch.is_tensor(image) else torch.device("cpu")
+
+
+def write_method_figures(method: Method, batch: dict[str, Any], split: str, out_dir: Path) -> list[Path]:
+    """Call the method's figure hook on `batch` and write each figure as <name>_<split>.png, atomically."""
+    figures = method_figures(method, batch, batch_device(batch))
     written = []
     for name, figure in figures.items():
         path = out_dir / f"{name}_{split}.png"

@@ -94,6 +94,7 @@ class FermixModule(pl.LightningModule):
         self._val_targets: dict[str, list[Tensor]] = {}
         self._val_expr_seen = False
         self.last_val_metrics: dict[str, float] = {}
+        self.last_val_confusion: Tensor | None = None  # (C, C) counts of the last validation, for figures
         self._pending_rng: dict[str, Any] | None = None
         self._manual = _ManualOptimization(self)
         self._skipping = False
@@ -215,8 +216,11 @@ class FermixModule(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         values: dict[str, float] = {}
+        confusion = None
         if self._val_expr_seen:
-            values.update(scalar_metrics(self.val_metrics.compute()))
+            computed = self.val_metrics.compute()
+            confusion = computed["confusion"].detach().cpu()
+            values.update(scalar_metrics(computed))
         self._val_expr_seen = False
         for metric in (self.val_au, self.val_va):
             if metric is not None:
@@ -229,6 +233,7 @@ class FermixModule(pl.LightningModule):
         if self.trainer.sanity_checking:
             return
         self.last_val_metrics = values
+        self.last_val_confusion = confusion  # drawn by engine/figures.py ValidationFigures
         for name, value in values.items():
             self.log(f"val/{name}", value, prog_bar=name == "acc", sync_dist=True)  # already equal on all ranks
 

@@ -24,7 +24,7 @@ TINY = [
     "trainer.max_epochs=1",
     "trainer.accelerator=cpu",
     "trainer.num_sanity_val_steps=0",
-    "logger=csv",
+    "logger=default",  # TensorBoard on: the validation overlays are logged there too
     "progress=none",
 ]
 METRICS = {"att_cos@5", "cam_cos", "gradcam_cos"}
@@ -48,6 +48,19 @@ def test_training_on_synthetic_faces_reports_att_cos_and_cam_cos_next_to_accurac
     method = ckpt["fermix"]["config"]["method"]  # the synthetic recipe was applied; map_zoom=auto sees resize 36
     assert (method["lam"], method["large_maps_stages"]) == (4.0, 1)
     assert (method["map_zoom"], method["data_resize"]) == ("auto", 36)
+
+
+def test_each_validation_logs_the_overlays_to_tensorboard_next_to_the_confusion(run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    root, _ = run
+    events = EventAccumulator(str(root / "run" / "tensorboard"), size_guidance={"images": 0}).Reload()
+    val_steps = [e.step for e in events.Scalars("val/acc")]
+    assert val_steps
+    for tag in ("val/au_align_overlays", "val/confusion", "val/samples"):
+        assert [e.step for e in events.Images(tag)] == val_steps, tag
+    overlay = events.Images("val/au_align_overlays")[-1]
+    assert overlay.encoded_image_string[:4] == b"\x89PNG" and overlay.width > overlay.height / 2
 
 
 def test_fermix_test_rebuilds_the_method_and_writes_metrics_and_overlays(run, fermix_main):

@@ -94,5 +94,9 @@ def overlay_grid(
             if metric and metric in out and not math.isnan(float(out[metric][i])):
                 label += f" {float(out[metric][i]):.2f}"
             ax.set_title(label, fontsize=7)
-    fig.suptitle("au_align: AU map, layer attention and CAMs (cosine with the AU map)", fontsize=8)
+    fig.suptitle(
+        "au_align · each sample: true → predicted class, its AU map, the layer attention and the CAMs of the true\n"
+        "class over the face (blue low → red high, each map scaled to [0, 1]; number = cosine with the AU map)",
+        fontsize=8,
+    )
     return fig
