@@ -63,7 +63,9 @@ def test_align_false_equals_the_method_on_the_eval_transform(predictor, ckpt):
     with torch.no_grad():
         image = torch.stack([transform(c) for c in crops])
         expected = predictor.method.predict({"image": image})["expr_logits"].softmax(-1).double().numpy()
-    np.testing.assert_array_equal(table[[f"p_{c}" for c in predictor.classes]].to_numpy(float), expected)
+    # Batches of 2 + 1 against one of 3: with several threads the kernels may sum in another order.
+    probabilities = table[[f"p_{c}" for c in predictor.classes]].to_numpy(float)
+    np.testing.assert_allclose(probabilities, expected, rtol=0, atol=1e-6)
     assert list(table["x1"]) == [39.0] * 3 and table["score"].isna().all()
 
 
