@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.overlay:
         if method.figure_samples_per_class <= 0:
             raise SystemExit(f"method {method.name} draws no evaluation figures")
-        batch = figure_batch(dm.loader(split), preds["expr"], method.figure_samples_per_class, None)
+        batch = figure_batch(dm.loader(split).dataset, preds["expr"], method.figure_samples_per_class, None)
         (figure,) = method_figures(method, batch, device).values()
         save(figure, Path(args.overlay), dpi=80, colours=128)
 

@@ -26,6 +26,7 @@ __all__ = [
     "format_metrics_table",
     "plot_confusion_matrix",
     "print_metrics_table",
+    "save_figure",
     "write_predictions_csv",
 ]
 
@@ -86,7 +87,11 @@ def plot_confusion_matrix(
     normalize: bool = True,
 ) -> None:
     """Save the confusion matrix (rows = true class) as a PNG; see `confusion_figure`."""
-    fig = confusion_figure(confusion, class_names, title=title, normalize=normalize)
+    save_figure(confusion_figure(confusion, class_names, title=title, normalize=normalize), path)
+
+
+def save_figure(fig: Figure, path: str | os.PathLike[str]) -> None:
+    """A matplotlib Figure as a PNG, written atomically."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
 

@@ -16,12 +16,12 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, default_collate
 
-from fermix.engine.artifacts import plot_confusion_matrix, write_predictions_csv
+from fermix.engine.artifacts import plot_confusion_matrix, save_figure, write_predictions_csv
 from fermix.errors import FermixError
 from fermix.methods.base import Method
 from fermix.metrics import ExpressionMetrics, scalar_metrics
 from fermix.metrics.abaw import au_scores, va_scores
-from fermix.utils.io import atomic_path, atomic_write_bytes
+from fermix.utils.io import atomic_write_bytes
 
 log = logging.getLogger("fermix")
 
@@ -183,7 +183,7 @@ def evaluate_split(
             raise ValueError(f"method {method.name} reports metric {clash[0]!r}, which the engine already computes")
         scalars.update({name: float(value) for name, value in extra.items()})
     if has_expr and method.figure_samples_per_class > 0:
-        batch = figure_batch(loader, targets["expr"], method.figure_samples_per_class, target_map)
+        batch = figure_batch(loader.dataset, targets["expr"], method.figure_samples_per_class, target_map)
         if batch is not None:
             write_method_figures(method, to_device(batch, device), split, out_dir)
     return {
@@ -196,18 +196,19 @@ def evaluate_split(
 
 
 def figure_batch(
-    loader: DataLoader, targets: torch.Tensor, per_class: int, target_map: torch.Tensor | None
+    dataset: Any, targets: torch.Tensor, per_class: int, target_map: torch.Tensor | None
 ) -> dict[str, Any] | None:
     """The first `per_class` samples of each class, in class order, as one collated batch.
 
-    The evaluation loader is sequential, so position i of the predictions is dataset index i.
+    `targets` are in dataset order (the evaluation loader is sequential, so position i of the
+    predictions is dataset index i).
     """
     picked = []
     for c in targets[targets >= 0].unique().tolist():
         picked += (targets == c).nonzero()[:per_class, 0].tolist()
     if not picked:
         return None
-    batch = default_collate([loader.dataset[i] for i in picked])
+    batch = default_collate([dataset[i] for i in picked])
     if "expr" in batch:
         batch["expr"] = _map_targets(batch["expr"], target_map)
     return batch
@@ -246,8 +247,7 @@ def write_method_figures(method: Method, batch: dict[str, Any], split: str, out_
     for name, figure in figures.items():
         path = out_dir / f"{name}_{split}.png"
         if hasattr(figure, "savefig"):  # a matplotlib Figure
-            with atomic_path(path) as tmp:
-                figure.savefig(tmp, format="png")
+            save_figure(figure, path)
         else:
             import cv2
             import numpy as np

@@ -180,13 +180,6 @@ def prediction_grid(
     return sample_grid_figure(images, targets, probs, classes, columns=columns, title=title)
 
 
-class _Positions:
-    """The `loader.dataset` view `figure_batch` reads."""
-
-    def __init__(self, dataset: Any) -> None:
-        self.dataset = dataset
-
-
 class ValidationFigures(Callback):
     """After each validation (not the sanity check), on rank 0, when a TensorBoard logger is active:
     `val/confusion` (from the module's validation confusion, not recomputed), `val/samples` (the
@@ -253,7 +246,7 @@ class ValidationFigures(Callback):
                     self._samples = default_collate(items)
             if labels is not None and method.figure_samples_per_class > 0:
                 self._method_batch = figure_batch(
-                    _Positions(dataset), torch.tensor(np.asarray(labels)), method.figure_samples_per_class, None
+                    dataset, torch.tensor(np.asarray(labels)), method.figure_samples_per_class, None
                 )
 
 

@@ -4,7 +4,7 @@ Training records the `fermix preprocess` settings of its dataset (the `settings`
 the dataset root's preprocess.json) in the checkpoint meta as `face_alignment`; prediction
 rebuilds the preprocess Settings from it. A dataset that was not made by `fermix preprocess`
 (synthetic faces, crops from elsewhere) records None, and prediction then uses the preprocess
-defaults and says so. This module reads JSON only: train.py imports it.
+defaults and says so.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from fermix.preprocess.outputs import REPORT_FILE
 
 log = logging.getLogger("fermix")
 
@@ -29,7 +31,7 @@ def recorded_alignment(dataset_root: str | os.PathLike[str] | None) -> dict[str,
         return None
     root = Path(str(dataset_root)).expanduser()
     folder = root.parent if root.is_file() else root
-    report = folder / "preprocess.json"
+    report = folder / REPORT_FILE
     if not report.is_file():
         return None
     try:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fermix.utils.io import atomic_path
+from fermix.engine.artifacts import save_figure
 
 # Logged under train/ but not a loss term: the count of batches skipped for a non-finite loss.
 _NOT_CURVES = ("train/skipped",)
@@ -76,11 +76,6 @@ def _figure(width: float, height: float):
     fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
-
-
-def _save(fig, path: str | os.PathLike[str]) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
 
 
 def _panel_order(names: Sequence[str]) -> list[str]:
@@ -152,7 +147,7 @@ def plot_curves(
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=9)
     fig.suptitle(title or "training curves (train: per-epoch loss terms; val: per-epoch metrics)")
-    _save(fig, path)
+    save_figure(fig, path)
     return names
 
 
@@ -199,4 +194,4 @@ def plot_per_class(
     ax.set_axisbelow(True)
     ax.legend(loc="upper right", fontsize=9, ncols=min(n_groups, 3))
     ax.set_title(title)
-    _save(fig, path)
+    save_figure(fig, path)
