@@ -47,7 +47,8 @@ def verify_checkout(checkout: Path, expected: dict[str, str], repository: str, c
             wrong.append(f"{rel} (differs)")
     if wrong:
         sys.exit(
-            f"parity: {checkout} is not {repository} at {commit}: " + ", ".join(wrong[:5])
+            f"parity: {checkout} is not {repository} at {commit}: "
+            + ", ".join(wrong[:5])
             + (f" and {len(wrong) - 5} more" if len(wrong) > 5 else "")
         )
     return checkout
