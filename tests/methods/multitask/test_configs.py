@@ -25,3 +25,28 @@ def test_the_affwild2_experiment_is_the_paper_recipe(tmp_path):
 def test_the_ferplus_backbone_can_replace_the_experiments_resnet(tmp_path):
     cfg = compose_job("train", ["experiment=multitask_affwild2", "backbone=resnet50_ferplus"], tmp_path)
     assert cfg.backbone.name == "resnet50_ferplus"
+
+
+@pytest.mark.parametrize("dataset", ["affwild2", "synthetic_partial"])
+def test_the_cnn_rnn_recipes_train_with_the_originals_one_crop_and_flip_per_run(dataset, tmp_path):
+    # The original's CNN-RNN train.py feeds every frame of every window through the CNN backbone's
+    # augment_transforms: one v ~ U(0, 1) drawn when the teacher is built fixes the crop offset and
+    # the flip for the whole run, students included (the datasets' ColorJitter transforms are dead code).
+    cfg = compose_job("train", ["method=multitask_rnn", f"dataset={dataset}", "seed=5"], tmp_path)
+    assert cfg.method.name == "multitask_rnn"
+    assert list(cfg.data.augment.ops) == [{"name": "fixed_crop_flip", "seed": 5}]
+
+
+def test_the_cnn_rnn_affwild2_recipe_preprocesses_as_the_cnn_recipe(tmp_path):
+    rnn = compose_job("train", ["method=multitask_rnn", "dataset=affwild2"], tmp_path / "rnn")
+    cnn = compose_job("train", ["method=multitask", "dataset=affwild2"], tmp_path / "cnn")
+    assert rnn.data.windows.seq_len == 32 and rnn.data.batch_size == 20
+    for key in ("image_size", "resize", "mean", "std", "interpolation"):
+        assert rnn.data[key] == cnn.data[key], key  # the frozen CNN sees frames as it was trained on them
+    assert rnn.data.augment.ops == cnn.data.augment.ops
+
+
+def test_the_cnn_rnn_per_window_fix_is_one_override_away(tmp_path):
+    per_window = "data.augment.ops=[{name: random_crop}, {name: hflip, p: 0.5}]"
+    cfg = compose_job("train", ["method=multitask_rnn", "dataset=affwild2", per_window], tmp_path)
+    assert list(cfg.data.augment.ops) == [{"name": "random_crop"}, {"name": "hflip", "p": 0.5}]

@@ -43,3 +43,21 @@ def test_va_slices_and_output_shape() -> None:
     out = decode_va(logits)
     assert out.shape == (3, 2)
     assert torch.allclose(out, torch.tensor([[1.0, -1.0]] * 3), atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_labels_exactly_on_a_bin_edge_land_in_the_original_bin(dtype: type) -> None:
+    # The original digitizes the (float32) label against numpy's float64 edges linspace(-1, 1, 21).
+    # Every edge itself, as the label dtype holds it: float32 edges used to put 0.7f (just below
+    # the float64 0.7) one bin higher, and torch's float64 linspace differs from numpy's in one ulp.
+    edges = np.linspace(-1, 1, 21)
+    labels = edges.astype(dtype)
+    expected = np.clip(np.digitize(labels, edges) - 1, 0, 19)
+    assert np.array_equal(target_bins(torch.from_numpy(labels)).numpy(), expected)
+
+
+def test_float32_labels_bin_as_numpy_digitize_of_the_original() -> None:
+    labels = np.random.default_rng(1).uniform(-1, 1, 5000).astype(np.float32)
+    labels[::50] = np.round(labels[::50], 1)  # many labels on (or next to) an edge, as annotations are
+    expected = np.clip(np.digitize(labels, np.linspace(-1, 1, 21)) - 1, 0, 19)
+    assert np.array_equal(target_bins(torch.from_numpy(labels)).numpy(), expected)
