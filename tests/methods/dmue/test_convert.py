@@ -9,8 +9,14 @@ from fermix.models.backbones import build_backbone
 from tests.methods.dmue.conftest import build
 
 R18 = {"name": "resnet18"}
-_OURS_TO_THEIRS = {"stages.0.0.": "conv1.", "stages.0.1.": "bn1.", "stages.0.4.": "layer1.", "stages.1.": "layer2.",
-                   "stages.2.": "layer3.", "stages.3.": "layer4."}
+_OURS_TO_THEIRS = {
+    "stages.0.0.": "conv1.",
+    "stages.0.1.": "bn1.",
+    "stages.0.4.": "layer1.",
+    "stages.1.": "layer2.",
+    "stages.2.": "layer3.",
+    "stages.3.": "layer4.",
+}
 
 
 def _resnet_layout(state):
@@ -19,7 +25,7 @@ def _resnet_layout(state):
     for key, value in state.items():
         for ours, theirs in _OURS_TO_THEIRS.items():
             if key.startswith(ours):
-                out[theirs + key[len(ours):]] = value
+                out[theirs + key[len(ours) :]] = value
     return out
 
 
@@ -64,8 +70,11 @@ def _authors_snapshot(model):
     for key, value in model.state_dict().items():
         if key.startswith("trunk."):
             rest = "stages." + key.removeprefix("trunk.")
-            new = next("base." + theirs + rest[len(ours):] for ours, theirs in _OURS_TO_THEIRS.items()
-                       if rest.startswith(ours))
+            new = next(
+                "base." + theirs + rest[len(ours) :]
+                for ours, theirs in _OURS_TO_THEIRS.items()
+                if rest.startswith(ours)
+            )
         elif key.startswith("branches."):
             k, _, rest = key.removeprefix("branches.").partition(".")
             new = f"base.layer4_{k}.{rest}"

@@ -20,8 +20,13 @@ from fermix.methods.dmue.losses import (
 @pytest.mark.parametrize(
     ("fn", "epoch", "expected"),
     [
-        (ramp_up, 0, 0.006738), (ramp_up, 3, 0.2865), (ramp_up, 6, 1.0), (ramp_up, 20, 1.0),
-        (ramp_down, 5, 1.0), (ramp_down, 12, 0.7788), (ramp_down, 36, 0.4994),
+        (ramp_up, 0, 0.006738),
+        (ramp_up, 3, 0.2865),
+        (ramp_up, 6, 1.0),
+        (ramp_up, 20, 1.0),
+        (ramp_down, 5, 1.0),
+        (ramp_down, 12, 0.7788),
+        (ramp_down, 36, 0.4994),
     ],
 )
 def test_ramps_match_the_spec_values_for_alpha_6(fn, epoch, expected):
@@ -29,8 +34,16 @@ def test_ramps_match_the_spec_values_for_alpha_6(fn, epoch, expected):
 
 
 def test_ramp_table_of_the_spec_for_alpha_6():
-    table = {0: (0.0067, 1), 2: (0.108, 1), 4: (0.574, 1), 5: (0.870, 1), 6: (1, 1), 10: (1, 0.852),
-             20: (1, 0.613), 35: (1, 0.503)}
+    table = {
+        0: (0.0067, 1),
+        2: (0.108, 1),
+        4: (0.574, 1),
+        5: (0.870, 1),
+        6: (1, 1),
+        10: (1, 0.852),
+        20: (1, 0.613),
+        35: (1, 0.503),
+    }
     for epoch, (up, down) in table.items():
         assert ramp_up(epoch, 6) == pytest.approx(up, abs=1e-3)
         assert ramp_down(epoch, 6) == pytest.approx(down, abs=1e-3)

@@ -18,8 +18,9 @@ def _record_routes(model):
     """Marker values (1000 + batch index) of the rows each layer4 copy receives, per call."""
     calls = {k: [] for k in range(len(model.branches))}
     hooks = [
-        branch.register_forward_pre_hook(lambda _m, args, k=k: calls[k].append(sorted(
-            int(v) - 1000 for v in args[0][:, 0, 0, 0].round().tolist())))
+        branch.register_forward_pre_hook(
+            lambda _m, args, k=k: calls[k].append(sorted(int(v) - 1000 for v in args[0][:, 0, 0, 0].round().tolist()))
+        )
         for k, branch in enumerate(model.branches)
     ]
     return calls, hooks
@@ -118,6 +119,35 @@ def test_sp_compares_each_branchs_logit_gram_on_its_subset_with_the_target_featu
             assert g_aux.shape == (12, 12) and a.shape[1] == 3
             terms.append(((g_aux - g_t) ** 2).mean())
         assert torch.allclose(model.losses(out, labels)["sp"], torch.stack(terms).mean(), atol=1e-7)
+    assert model.config.sp_gram == "logits"  # the default: the original's Gram
+
+
+def test_sp_gram_features_compares_each_branchs_neck_feature_gram_with_the_target_feature_gram(labels, layer3):
+    """The opt-in `sp_gram=features` (Tung & Mori): both Gram matrices from BN-neck features (512-d
+    for ResNet-18), so tied branches without dropout give SP = 0 — which the logits Gram does not."""
+    torch.manual_seed(0)
+    model = build(sp_gram="features", dropout=0.0).eval()
+    with torch.no_grad():
+        for p in model.branches[:4].parameters():  # untie the branches (all copies start equal)
+            p.add_(0.3 * torch.randn_like(p))
+        out = model.forward_from_layer3(layer3, labels)
+        terms = []
+        for k in range(4):
+            idx = (labels != k).nonzero().squeeze(1)
+            a, z = out["aux_features"][k], out["target_features"][idx]
+            assert a.shape == (12, model.feature_dim)
+            g_aux, g_t = F.normalize(a @ a.t(), dim=1), F.normalize(z @ z.t(), dim=1)
+            terms.append(((g_aux - g_t) ** 2).mean())
+        sp = model.losses(out, labels)["sp"]
+        assert torch.allclose(sp, torch.stack(terms).mean(), atol=1e-7) and sp > 0
+        for branch in model.branches[:4]:  # tie every auxiliary branch to the target branch
+            branch.load_state_dict(model.branches[4].state_dict())
+        tied = model.forward_from_layer3(layer3, labels)
+        assert float(model.losses(tied, labels)["sp"]) == pytest.approx(0.0, abs=1e-10)
+        unmarked = torch.rand(16, 32, 4, 4, generator=torch.Generator().manual_seed(3))
+        logits = build(dropout=0.0).eval()
+        logits.load_state_dict(model.state_dict())
+        assert float(logits.losses(logits.forward_from_layer3(unmarked, labels), labels)["sp"]) > 1e-3
 
 
 def test_uncertainty_reads_the_raw_pooled_target_features_and_the_heads_read_the_neck_output(model, labels, layer3):
@@ -153,8 +183,10 @@ def test_the_training_graph_is_permutation_equivariant(model, labels, layer3):
 
 
 def test_training_step_total_is_the_ramped_weighted_sum(model, labels, monkeypatch):
-    parts = {name: torch.tensor(value, requires_grad=True)
-             for name, value in {"ce": 2.0, "soft": 3.0, "sp": 0.01, "aux": 5.0}.items()}
+    parts = {
+        name: torch.tensor(value, requires_grad=True)
+        for name, value in {"ce": 2.0, "soft": 3.0, "sp": 0.01, "aux": 5.0}.items()
+    }
     monkeypatch.setattr(type(model), "losses", lambda self, out, y: parts)
     batch = {"image": torch.randn(16, 3, 32, 32), "expr": labels}
     for epoch, alpha in [(3, 6.0), (12, 6.0), (0, 10.0)]:
@@ -187,8 +219,8 @@ def test_unlabelled_samples_are_dropped_before_the_validity_rule(model):
     assert all(torch.isfinite(v) for v in terms.values())
 
 
-def test_param_groups_are_base_and_classifiers_with_the_ue_head_and_neck_scale_trained_by_default():
-    model = build()
+def test_param_groups_are_base_and_classifiers_with_the_ue_head_and_neck_scale_when_trained():
+    model = build(train_ue_head=True, train_bnneck_weight=True)  # the paper's learnt MLP (a named option)
     groups = {g["name"]: g for g in model.param_groups()}
     assert set(groups) == {"base", "classifiers"}
     assert groups["classifiers"]["lr_scale"] == 10.0
@@ -201,8 +233,9 @@ def test_param_groups_are_base_and_classifiers_with_the_ue_head_and_neck_scale_t
     assert not model.neck.bias.requires_grad  # the BN-neck's shift is frozen by design
 
 
-def test_original_code_mode_leaves_ue_head_and_neck_scale_untrained_but_scores_still_shape_features(labels):
-    model = build(train_ue_head=False, train_bnneck_weight=False)
+def test_by_default_ue_head_and_neck_scale_are_untrained_as_the_original_but_scores_still_shape_features(labels):
+    model = build()  # the released code's optimizer groups: base and the linear heads only
+    assert not model.config.train_ue_head and not model.config.train_bnneck_weight
     trained = {id(p) for g in model.param_groups() for p in g["params"]}
     assert not {id(p) for p in model.ue.parameters()} & trained and id(model.neck.weight) not in trained
     out = model.forward_from_layer3(model.trunk(torch.randn(16, 3, 32, 32)), labels)
@@ -212,7 +245,7 @@ def test_original_code_mode_leaves_ue_head_and_neck_scale_untrained_but_scores_s
 
 
 @pytest.mark.parametrize(
-    "options", [{}, {"shared_bnneck": False}, {"train_ue_head": False, "train_bnneck_weight": False}]
+    "options", [{}, {"shared_bnneck": False}, {"train_ue_head": True, "train_bnneck_weight": True}]
 )
 def test_every_trainable_parameter_is_in_exactly_one_group(options):
     model = build(**options)
@@ -294,13 +327,15 @@ def test_legacy_mode_trains_in_eval_mode_from_the_given_step_of_each_epoch(label
         model.training_step(batch)
         modes.append(model.training)
     assert modes == [True, True, False]
-    model.train()
-    model.on_train_epoch_start(1, 3)
+    model.on_train_epoch_start(1, 3)  # no model.train() by hand: the epoch start restores train mode itself
+    assert model.training
     model.training_step(batch)
     assert model.training
 
 
-@pytest.mark.parametrize(("option", "value"), [("pooling", "max"), ("sampler", "uniform"), ("stem", "caffe")])
+@pytest.mark.parametrize(
+    ("option", "value"), [("pooling", "max"), ("sampler", "uniform"), ("stem", "caffe"), ("sp_gram", "gram")]
+)
 def test_bad_choices_are_one_sentence_errors(option, value):
     with pytest.raises(FermixError, match=f"method.{option} must be one of"):
         build(**{option: value})

@@ -74,8 +74,16 @@ def test_the_checkpoint_exports_to_the_target_branch(trained):
 
 def test_two_process_cpu_ddp_skips_together_when_any_rank_has_an_invalid_half_batch(workdir):
     """56 per step = 28 per rank: each rank's shard is valid (every class twice) about half the time."""
-    args = ["train", *TINY, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "data.batch_size=56",
-            "trainer.max_epochs=2", "paths.runs_dir=ddp_runs"]
+    args = [
+        "train",
+        *TINY,
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "data.batch_size=56",
+        "trainer.max_epochs=2",
+        "paths.runs_dir=ddp_runs",
+    ]
     result = run_fermix(args, workdir, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
     (run,) = (workdir / "ddp_runs/dmue_synthetic_noisy").iterdir()
@@ -85,3 +93,30 @@ def test_two_process_cpu_ddp_skips_together_when_any_rank_has_an_invalid_half_ba
     batches = 2 * 3  # 168 training draws per epoch / 56
     assert 0 < skipped.sum() < batches
     assert steps == {batches - int(skipped.sum())}  # Adam stepped exactly for the batches every rank could train
+
+
+def test_legacy_eval_mode_starts_over_in_train_mode_every_epoch_through_the_engine(workdir, monkeypatch):
+    """The original calls model.train() at each epoch start and model.eval() at its mid-epoch test:
+    with legacy_eval_after_steps=1 the first trained step of *every* epoch runs in train mode and the
+    later ones in eval mode. Lightning's validation loop restores the mode it found (eval), so a
+    method that never switches back would train epochs 2 and 3 entirely in eval mode."""
+    from fermix.methods.dmue import DMUE
+
+    seen: list[tuple[int, bool]] = []
+    real = DMUE.training_step
+
+    def spy(self, batch):
+        out = real(self, batch)
+        if out:  # a trained step: the mode its forward ran in
+            seen.append((self._epoch, self.dropout.training and self.trunk.training))
+        return out
+
+    monkeypatch.setattr(DMUE, "training_step", spy)
+    run = workdir / "legacy_eval"
+    cache = f"dataset.cache_dir={workdir / 'synthetic_cache'}"
+    overrides = [*TINY, cache, "data.batch_size=42", "trainer.max_epochs=3", "method.legacy_eval_after_steps=1"]
+    run_train_in_process(overrides, run)
+    per_epoch = {e: [mode for epoch, mode in seen if epoch == e] for e in range(3)}
+    assert all(len(modes) >= 2 for modes in per_epoch.values()), per_epoch  # the check needs two steps an epoch
+    for epoch, modes in per_epoch.items():
+        assert modes == [True] + [False] * (len(modes) - 1), f"epoch {epoch}: {modes}"

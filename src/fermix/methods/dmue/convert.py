@@ -105,4 +105,3 @@ def target_to_export(state: State) -> State:
         else:
             raise FermixError(f"unexpected key {key} in DMUE target weights")
     return out
-

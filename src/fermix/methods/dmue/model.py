@@ -53,8 +53,9 @@ class DMUEConfig(MethodConfig):
     shared_bnneck: bool = True  # one BN-neck for all C+1 heads and the latent pass, as the original
     pooling: str = "gap"  # gap | gem (p = gem_p, fixed)
     gem_p: float = 3.0
-    train_ue_head: bool = True  # train the uncertainty MLP (the paper); false = the original code
-    train_bnneck_weight: bool = True  # train the BN-neck's scale; false = the original code
+    train_ue_head: bool = False  # false = the original code (MLP never stepped); true = the paper's learnt MLP
+    train_bnneck_weight: bool = False  # false = the original code (BN-neck scale never stepped); true = trained
+    sp_gram: str = "logits"  # logits = the original (aux Gram from the heads' logits) | features (Tung & Mori, opt-in)
     classifier_lr_scale: float = 10.0  # LR of the heads relative to optim.lr (paper: 1e-3 vs 1e-4)
     sampler: str = "balanced"  # balanced (class-balanced, with replacement) | shuffle
     stem: str = "torchvision"  # torchvision | msceleb (no stem ReLU, 2×2 max-pool: the authors' ResNets)
@@ -148,7 +149,12 @@ class DMUE(Method):
 
     @staticmethod
     def _check(config: DMUEConfig) -> None:
-        choices = {"pooling": ("gap", "gem"), "sampler": ("balanced", "shuffle"), "stem": ("torchvision", "msceleb")}
+        choices = {
+            "pooling": ("gap", "gem"),
+            "sampler": ("balanced", "shuffle"),
+            "stem": ("torchvision", "msceleb"),
+            "sp_gram": ("logits", "features"),
+        }
         for key, allowed in choices.items():
             if getattr(config, key) not in allowed:
                 raise FermixError(f"method.{key} must be one of {', '.join(allowed)}, not `{getattr(config, key)}`")
@@ -187,8 +193,10 @@ class DMUE(Method):
         try:
             self.load_state_dict(convert.dmue_to_method(state))
         except RuntimeError as exc:
-            raise FermixError(f"the DMUE snapshot {path} does not fit this model ({self.num_classes} classes, "
-                              f"backbone and neck as configured)") from exc
+            raise FermixError(
+                f"the DMUE snapshot {path} does not fit this model ({self.num_classes} classes, "
+                f"backbone and neck as configured)"
+            ) from exc
 
     # --- forward passes -------------------------------------------------------------------
     def _pool(self, x: Tensor) -> Tensor:
@@ -199,10 +207,11 @@ class DMUE(Method):
         latent-distribution passes, then the uncertainty score. The batch must be valid (every
         class at least twice; see batch_is_valid)."""
         c = self.num_classes
-        aux_logits, aux_targets, subsets = [], [], []
+        aux_logits, aux_features, aux_targets, subsets = [], [], [], []
         for k in range(c):  # auxiliary pass: branch k on I_k = {y ≠ k}, labels remapped to C−1 classes
             idx = (labels != k).nonzero().squeeze(1)
             feats = self.neck(self.dropout(self._pool(self.branches[k](layer3[idx]))))
+            aux_features.append(feats)
             aux_logits.append(self.classifiers[k](feats))
             aux_targets.append(remap_labels(labels[idx], k))
             subsets.append(idx)
@@ -218,6 +227,7 @@ class DMUE(Method):
         score, m_hat = self.ue(raw, labels)
         return {
             "aux_logits": aux_logits,
+            "aux_features": aux_features,
             "aux_targets": aux_targets,
             "subsets": subsets,
             "raw_features": raw,
@@ -229,14 +239,16 @@ class DMUE(Method):
         }
 
     def losses(self, out: dict[str, Any], labels: Tensor) -> dict[str, Tensor]:
-        """The four unweighted terms of spec §2.2. The SP term compares each auxiliary branch's
-        *logits* Gram matrix with the target's BN-neck feature Gram matrix: the original computes
-        its auxiliary Gram matrices after the heads (models/make_model.py), not from features."""
+        """The four unweighted terms of spec §2.2. The SP term compares each auxiliary branch's Gram
+        matrix with the target's BN-neck feature Gram matrix. By default (`sp_gram=logits`) the
+        auxiliary side is the heads' *logits*, as the original computes it (models/make_model.py);
+        `sp_gram=features` uses the auxiliary BN-neck features (Tung & Mori's features on both sides)."""
         soft = soft_labels(out["latent_logits"], labels, self.config.temperature)
+        aux_side = out["aux_features"] if self.config.sp_gram == "features" else out["aux_logits"]
         return {
             "ce": F.cross_entropy(out["score"] * out["logits"], labels),
             "soft": soft_loss(out["logits"], labels, soft),
-            "sp": sp_loss(out["aux_logits"], out["target_features"], out["subsets"]),
+            "sp": sp_loss(aux_side, out["target_features"], out["subsets"]),
             "aux": aux_loss(out["aux_logits"], out["aux_targets"]),
         }
 
@@ -266,6 +278,9 @@ class DMUE(Method):
     def on_train_epoch_start(self, epoch: int, max_epochs: int) -> None:
         self._epoch = epoch  # the ramps change once per epoch
         self._epoch_steps = 0
+        # Train mode at every epoch start, as the original's train_one_epoch: after a legacy
+        # eval-mode epoch, Lightning's validation loop restores the eval mode it found.
+        self.train()
 
     # --- optimisation ---------------------------------------------------------------------
     def param_groups(self) -> list[dict[str, Any]]:
