@@ -10,8 +10,8 @@ are never flipped, so accuracy is measured against the clean class (checked per 
 Models, same backbone (small_cnn width 16, 64 px), batch 72, Adam lr 1e-3, constant LR,
 augmentation (random 64 of 72 crop + flip) and epochs:
   erm         backbone + GAP + linear, cross-entropy; plain shuffling
-  dmue            the CPU recipe (method_dataset/dmue_synthetic_noisy.yaml): the method's defaults
-                  (uncertainty MLP trained), heads at 10× the LR, ramp α = 2 of 10 epochs, γ = 10
+  dmue            the CPU recipe (method_dataset/dmue_synthetic_noisy.yaml): the uncertainty
+                  MLP and BN-neck scale trained (the recipe's train_ue_head=true), heads at 10× the LR, ramp α = 2 of 10 epochs, γ = 10
   dmue_fixed      the same with the uncertainty MLP and the BN-neck scale left at their
                   initialisation, as the original code does (method.train_ue_head=false
                   method.train_bnneck_weight=false)
