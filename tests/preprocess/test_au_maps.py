@@ -204,6 +204,22 @@ def test_int_truncation_and_zero_axis_fallbacks() -> None:
     assert au_maps._ellipses(17, lm[:, 0], lm[:, 1], 224, 224)[0][3] == 0
 
 
+def test_landmarks_are_truncated_before_midpoints_and_negative_axes_clamp_to_the_fallback() -> None:
+    # The original casts every landmark to int before drawing; a midpoint is then int((a + b) / 2)
+    # of integers (10.7, 11.7 -> int(10.5) = 10; from the floats it would be int(11.2) = 11).
+    lm = FACE.copy()
+    lm[36, 0], lm[39, 0] = 10.7, 11.7
+    lm[38, 1], lm[41, 1] = 95.0, 90.0  # lids in the wrong order: Δy = -5
+    ((cx, _, _, ay), _) = au_maps._ellipses(3, lm[:, 0], lm[:, 1], 224, 224)
+    assert cx == 10
+    assert ay == 5  # max(int(-2.5), 0) = 0 -> the original's fallback 5 (abs would give 2)
+    lm[41, 1] = 50.0  # Δy + 20 = -25: AU43 (no fallback) clamps at 0 instead of taking |−12|
+    assert au_maps._ellipses(17, lm[:, 0], lm[:, 1], 224, 224)[0][3] == 0
+    lm[48, 0], lm[54, 0] = 5.0, 215.0  # AU14: x clamped to 0 on the left and to W (not W − 1) on the right
+    lm[48, 1] = -3.0  # y is not clamped
+    assert centres(9, lm) == [(0, -3), (224, int(lm[54, 1]))]
+
+
 @pytest.mark.parametrize("expression", CLASSES)
 def test_class_map_is_the_normalised_max_of_raw_single_au_maps(expression: str) -> None:
     x, y = FACE[:, 0], FACE[:, 1]

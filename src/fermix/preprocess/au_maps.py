@@ -6,7 +6,10 @@ au_align pushes a layer's attention towards a soft map of the facial regions who
 ATT-COS / CAM-COS numbers were measured against exactly those maps:
 
 - every region is a filled `cv2.ellipse` (value 255 on a 1e-4 background) with centres and
-  half-axes in absolute pixels of a 224×224 crop, cast to `int` by truncation (spec §1.1);
+  half-axes in absolute pixels of a 224×224 crop. As in the original, the landmarks are first
+  truncated to integers in that frame and every centre and half-axis is then computed from those
+  integers and truncated again; a half-axis below 0 is clamped to 0, and 0 takes the original's
+  fallback where it has one (spec §1.1);
 - each AU is drawn on its own canvas, point-sampled down to 28×28 (INTER_LINEAR), box-blurred
   3×3 and resized back (spec §1.3 step 2), which softens edges and lowers the peak of thin
   regions (the implicit AU weighting of §1.3 step 4 - do not normalise per AU);
@@ -60,7 +63,7 @@ __all__ = [
 ]
 
 # Bump when anything that changes a rendered map changes: it is part of every cache key.
-AU_MAP_VERSION = 1
+AU_MAP_VERSION = 2  # 2: integer landmarks, max(·, 0) half-axes, round() radii, AU14 clamps, as the original
 BASE_SIZE = 224  # the crop size the original's absolute-pixel radii were designed for
 MID_RES = 28  # the original's hard-coded intermediate resolution of the blur round trip
 _BACKGROUND = 1e-4
@@ -142,9 +145,9 @@ _Ellipse = tuple[int, int, int, int]  # centre x, centre y, half-axis x, half-ax
 
 
 def _ax(v: float, fallback: int | None) -> int:
-    """A half-axis: truncated; its absolute value (fermix guard: cv2 refuses negative axes, which a
-    mirrored or garbled landmark set can give); a 0 becomes `fallback` where the spec has one."""
-    a = abs(int(v))
+    """A half-axis as the original computes it: truncated, clamped at 0 (a lid or lip pair in the
+    wrong order gives a negative difference), and a 0 becomes `fallback` where the spec has one."""
+    a = max(int(v), 0)
     return fallback if a == 0 and fallback is not None else a
 
 
@@ -170,18 +173,23 @@ def _mouth(x: np.ndarray, y: np.ndarray) -> list[_Ellipse]:
 
 
 def _ellipses(unit: int, x: np.ndarray, y: np.ndarray, w: int, h: int) -> list[_Ellipse]:
-    """The regions of AU `unit` for landmarks (x, y) in a w×h drawing frame (spec §1.1 table)."""
+    """The regions of AU `unit` for landmarks (x, y) in a w×h drawing frame (spec §1.1 table).
+
+    The landmarks are truncated to integers first, as the original does before drawing
+    (`int(x), int(y)` per point), so midpoints and half-axes come from integer coordinates.
+    """
+    x, y = np.trunc(x), np.trunc(y)
     if unit == 0:  # AU1: inner brows
         return [(int(x[i]), int(y[i]), round(w / 8), round(h / 10)) for i in (20, 23)]
     if unit == 1:  # AU2: outer brows
-        return [(int(x[i]), int(y[i]), int(w / 8), int(h / 10)) for i in (18, 25)]
+        return [(int(x[i]), int(y[i]), round(w / 8), round(h / 10)) for i in (18, 25)]
     if unit == 2:  # AU4: between the brows; axes clipped at 0, a 0 axis becomes 10
         ax, ay = (int(max((x[24] - x[19]) / 2, 0)), int(max((y[24] - y[19]) / 2, 0)))
         return [(int((x[19] + x[24]) / 2), int((y[19] + y[24]) / 2), ax or 10, ay or 10)]
     if unit == 3:  # AU5
         return _eyes(x, y, 0.0, 5)
     if unit == 4:  # AU6: below each eye's bottom landmark (the code, not the paper's "47 and 11")
-        dy, ax, ay = round(h / 6), int(w / 10), int(h / 10)
+        dy, ax, ay = round(h / 6), round(w / 10), round(h / 10)
         return [(int(x[i]), int(y[i] + dy), ax, ay) for i in (41, 46)]
     if unit == 5:  # AU7: AU5 with the vertical half-axis widened by 10 px
         return _eyes(x, y, 20.0, 5)
@@ -191,9 +199,8 @@ def _ellipses(unit: int, x: np.ndarray, y: np.ndarray, w: int, h: int) -> list[_
         return _circles([(x[48], y[50]), (x[52], y[54])])
     if unit in (8, 10):  # AU12 and AU15 are identical in the code: the lip corners
         return _circles([(x[48], y[48]), (x[54], y[54])])
-    if unit == 9:  # AU14: 20 px outside the lip corners, centres clamped to the image
-        pts = [(x[48] - 20, y[48]), (x[54] + 20, y[54])]
-        return _circles([(min(max(px, 0), w - 1), min(max(py, 0), h - 1)) for px, py in pts])
+    if unit == 9:  # AU14: 20 px outside the lip corners; x clamped to [0, ...] and [..., w] as the code does
+        return _circles([(max(x[48] - 20, 0), y[48]), (min(x[54] + 20, w), y[54])])
     if unit == 11:  # AU17: between the lower lip (L59) and the chin (L8)
         cx, cy = int((x[59] + x[8]) / 2), int((y[59] + y[8]) / 2)
         return [(cx, cy, _ax((x[8] - x[59]) / 2, 5), _ax((y[8] - y[59]) / 2, 5))]
@@ -212,14 +219,14 @@ def _ellipses(unit: int, x: np.ndarray, y: np.ndarray, w: int, h: int) -> list[_
 
 def _render_unit(unit: int, x: np.ndarray, y: np.ndarray, size: int, mid_res: int) -> np.ndarray | None:
     """One AU's soft map on a size×size canvas (spec §1.3 step 2), or None if nothing landed inside."""
-    canvas = np.full((size, size), _BACKGROUND, dtype=np.float32)
+    canvas = np.full((size, size), _BACKGROUND, dtype=np.float64)  # float64 like the original, cast after
     for cx, cy, ax, ay in _ellipses(unit, x, y, size, size):
         cv2.ellipse(canvas, (cx, cy), (ax, ay), 0, 0, 360, _INK, -1)
     if canvas.max() < _INK:
         return None
     small = cv2.resize(canvas, (mid_res, mid_res), interpolation=cv2.INTER_LINEAR)
     small = cv2.blur(small, (3, 3))
-    return cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR).astype(np.float32)
 
 
 # --- public maps ---------------------------------------------------------------------------------
@@ -260,7 +267,8 @@ def _to_base_frame(lm: np.ndarray, image_hw: tuple[int, int], base: int) -> np.n
     if not np.isfinite(lm).all():
         return None
     h, w = image_hw
-    scaled = (lm + 0.5) * np.array([base / w, base / h]) - 0.5
+    # At the base size the frame is the image itself: no arithmetic, so truncation sees the exact values.
+    scaled = lm.copy() if (h, w) == (base, base) else (lm + 0.5) * np.array([base / w, base / h]) - 0.5
     inside = (scaled >= -0.5) & (scaled < base - 0.5)
     if not inside.all(axis=1).any():
         return None
