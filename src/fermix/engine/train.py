@@ -29,7 +29,7 @@ from fermix.engine.loggers import ResumePoint, build_loggers
 from fermix.engine.module import FermixModule
 from fermix.errors import FermixError
 from fermix.inference.alignment import recorded_alignment
-from fermix.methods.base import Method
+from fermix.methods.base import Method, Stage
 from fermix.utils.io import atomic_path, atomic_write_json
 
 log = logging.getLogger("fermix")
@@ -173,28 +173,37 @@ def _log_start(trainer: pl.Trainer, cfg: DictConfig, method: Any, info: Any, run
 
 # --- staged methods (multitask: teacher, then students) --------------------------------------
 # Each stage is one fit with its own optimizer, epochs, seed, logs (csv/<stage>/) and best-epoch
-# selection (checkpoints/<stage>/best.ckpt). Every stage's checkpoint holds the whole method, so
-# the last stage's best.ckpt — copied to checkpoints/best.ckpt — is the finished model. A stage is
-# finished when checkpoints/<stage>/done.json exists; `resume=auto` skips finished stages, loads
-# the newest finished one's best weights and resumes an interrupted stage from its last.ckpt.
+# selection (checkpoints/<stage>/best.ckpt). Every stage's checkpoint holds the whole method; the
+# next stage starts from the weights the finished one names (`Stage.next_from`: its best or its
+# last epoch), so the last stage's best.ckpt — copied to checkpoints/best.ckpt — is the finished
+# model. A stage is finished when checkpoints/<stage>/done.json exists; `resume=auto` skips
+# finished stages, loads the weights the newest finished one hands on and resumes an interrupted
+# stage from its last.ckpt.
 def _run_stages(cfg: DictConfig, run_dir: Path, module: FermixModule, dm: FermixDataModule) -> dict[str, Any]:
     method = module.method
+    stages = method.stages()
+    _refuse_trainer_epochs(method.name, stages)
     trainer_cfg, _ = _trainer_cfg(cfg, method)
     resume = cfg.get("resume")
     if resume not in (None, "", "none", "auto"):
         raise FermixError("a staged method resumes its own run only: use resume=auto with hydra.run.dir=RUN_DIR")
     start = time.monotonic()
     epochs = steps = 0
-    best: Path | None = None
-    for stage in method.stages():
+    best: Path | None = None  # the latest finished stage's selected checkpoint (the finished model at the end)
+    handed: Path | None = None  # the weights the latest finished stage hands to the next one
+    for stage in stages:
+        if stage.next_from not in ("best", "last"):
+            raise ValueError(f"stage {stage.name}: next_from={stage.next_from!r} is not best or last")
         stage_dir = run_dir / "checkpoints" / stage.name
         done = stage_dir / "done.json"
         if resume == "auto" and done.is_file():
-            best = Path(json.loads(done.read_text())["best"])
+            record = json.loads(done.read_text())
+            best = Path(record["best"])
+            handed = Path(record.get("next", record["best"]))
             log.info("stage %s finished earlier (%s)", stage.name, best)
             continue
-        if best is not None:  # the previous stages' selected weights (after a resume)
-            module.load_state_dict(load_checkpoint(best)["state_dict"])
+        if handed is not None:  # the previous stages' weights (after a resume)
+            module.load_state_dict(load_checkpoint(handed)["state_dict"])
         seed = int(cfg.seed) + stage.seed_offset
         pl.seed_everything(seed, workers=True, verbose=False)
         dm.reseed(seed)
@@ -212,10 +221,12 @@ def _run_stages(cfg: DictConfig, run_dir: Path, module: FermixModule, dm: Fermix
             raise FermixError(f"training was interrupted; resume with resume=auto hydra.run.dir={run_dir}")
         cb = trainer.checkpoint_callback
         best = Path(cb.best_model_path) if cb and cb.best_model_path else last
-        module.load_state_dict(load_checkpoint(best)["state_dict"])
+        handed = best if stage.next_from == "best" else last
+        module.load_state_dict(load_checkpoint(handed)["state_dict"])
         epochs, steps = epochs + trainer.current_epoch, steps + trainer.global_step
         if trainer.is_global_zero:
-            atomic_write_json(done, {"stage": stage.name, "best": str(best), "epochs": trainer.current_epoch})
+            record = {"stage": stage.name, "best": str(best), "next": str(handed), "epochs": trainer.current_epoch}
+            atomic_write_json(done, record)
     assert best is not None
     if not trainer_is_global_zero():
         return {}
@@ -223,6 +234,22 @@ def _run_stages(cfg: DictConfig, run_dir: Path, module: FermixModule, dm: Fermix
     with atomic_path(final) as tmp:
         shutil.copyfile(best, tmp)
     return _finish(cfg, run_dir, final, module, dm, time.monotonic() - start, epochs, steps)
+
+
+def _refuse_trainer_epochs(method_name: str, stages: list[Stage]) -> None:
+    """A staged method's stages set their own epochs: a trainer.max_epochs the user set is refused, not ignored.
+
+    Only a value set on the command line counts (Hydra's task overrides); the trainer config's
+    default is not the user's choice.
+    """
+    overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    if "trainer.max_epochs" not in override_keys(overrides):
+        return
+    keys = list(dict.fromkeys(s.epochs_key for s in stages if s.epochs_key))
+    instead = f"set {' and '.join(keys)} instead" if keys else "set the method's own epoch options instead"
+    raise FermixError(
+        f"trainer.max_epochs does not apply to method {method_name}, whose stages set their own epochs; {instead}"
+    )
 
 
 def trainer_is_global_zero() -> bool:

@@ -24,8 +24,9 @@ a method never calls `.cuda()`, never writes files and never logs. What the engi
   sources (one sampler each, e.g. one per task); the engine loads a batch from every source per
   step, hands `training_step` a `{source: batch}` dict and ends the epoch at the shortest one.
 - optional, for staged training (teacher → students): `stages()` lists the stages; the engine
-  runs one fit per stage (own optimizer, epochs, seed, best-epoch selection) and calls
-  `begin_stage(stage)` before each and `end_stages()` after the last. One checkpoint holds all.
+  runs one fit per stage (own optimizer, epochs, seed, best-epoch selection), starts each
+  stage from the weights the previous one names (`Stage.next_from`: its best or last epoch) and
+  calls `begin_stage(stage)` before each and `end_stages()` after the last. One checkpoint holds all.
 - optional evaluation hooks, called by the engine's exact evaluation (engine/evaluate.py) and
   never during training: `evaluation_metrics(outputs, targets)` for split-level metrics the
   method defines (reported next to accuracy and stored in summary.json), and
@@ -65,11 +66,27 @@ class MethodConfig:
 
 @dataclass(frozen=True)
 class Stage:
-    """One fit of a staged method: its name (a folder under checkpoints/), epochs and seed offset."""
+    """One fit of a staged method: its name (a folder under checkpoints/), epochs and seed offset.
+
+    `next_from`: which of this stage's weights the following stages start from, `best` (the epoch
+    validation selected) or `last` (the final epoch). `epochs_key`: the config key that sets
+    `max_epochs` (named when a user sets trainer.max_epochs, which stages do not read).
+    """
 
     name: str
     max_epochs: int
     seed_offset: int = 0
+    next_from: str = "best"
+    epochs_key: str = ""
+
+
+class ExtraCheckpoint(NamedTuple):
+    """A checkpoint the engine keeps next to best.ckpt and last.ckpt, selected on its own validation
+    metric: `checkpoints/<filename>.ckpt` holds the epoch where `monitor` was best (`mode` min / max)."""
+
+    filename: str
+    monitor: str
+    mode: str = "min"
 
 
 class TrainSource(NamedTuple):
@@ -109,6 +126,9 @@ class Method(nn.Module):
     # True: validation also logs `val/loss`, the training loss on validation batches (for
     # ReduceLROnPlateau / selection on the loss, as CausalMER does). Automatic optimisation only.
     validation_loss: ClassVar[bool] = False
+    # Checkpoints kept in addition to best.ckpt (checkpoint.monitor) and last.ckpt, each selected on its own
+    # validation metric, e.g. CausalMER's best validation loss next to its best avg-acc (engine/callbacks.py).
+    extra_checkpoints: ClassVar[tuple[ExtraCheckpoint, ...]] = ()
     # Under DDP, whether a step may leave some trainable parameters without gradient (each of several
     # optimizers' backward passes reaches only its own networks): the engine then runs DDP with
     # find_unused_parameters. None = True exactly for manually optimised methods.
@@ -144,6 +164,12 @@ class Method(nn.Module):
     def configure_optimizers(self, factory: OptimizerFactory) -> list[tuple[Optimizer, Any]] | None:
         """Return [(optimizer, scheduler or None), ...] to use several optimizers; None = one from param_groups."""
         return None
+
+    def unclipped_parameters(self) -> list[nn.Parameter]:
+        """Parameters the engine's gradient clipping (trainer.gradient_clip_val) must not see: their
+        gradient is scaled on purpose (IERN's centers, ×1/λ) and would otherwise shrink every other
+        gradient of their optimizer. They are stepped as they are; default: none."""
+        return []
 
     def train_sampler(self, dataset: Dataset) -> Sampler | None:
         return None

@@ -10,7 +10,7 @@ training, when it is the member being trained (validation selects each member's 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -41,6 +41,8 @@ class MultitaskConfig(MethodConfig):
     n_students: int = 5
     teacher_epochs: int = 8
     student_epochs: int = 3
+    teacher_weights: str = "last"  # last (the original distils from the final epoch) | best (the val-selected one)
+    teacher_ckpt: str | None = None  # a multitask checkpoint whose teacher (member 0) the students distil from
     batching: str = "per_task"  # per_task (one forward per task sub-batch, the original) | masked (one mixed batch)
     balance: bool = True  # the samplers of spec §3 (--force_balance); false = plain shuffle per task
     mlros_weight: str = "code"  # code (w = c_i/N, the original) | intended (w = (1 + c_i)/N)
@@ -105,6 +107,7 @@ class Multitask(Method):
         self.members = nn.ModuleList([self._make_member() for _ in range(n_members)])
         self.register_buffer("au_thresholds", torch.full((len(au_names),), 0.5))
         self.active: int | None = None  # the member a stage trains; None = inference (the ensemble)
+        self._teacher_loaded = False  # teacher_ckpt read into member 0 (once per process)
 
     def _make_member(self) -> MultitaskNet:
         return MultitaskNet(self.backbone_cfg, self.sizes, self.config.head_hidden)
@@ -115,11 +118,17 @@ class Multitask(Method):
 
     # --- stages -----------------------------------------------------------------------------
     def stages(self) -> list[Stage]:
-        stages = [Stage("teacher", self.config.teacher_epochs)]
+        """Teacher, then the students. With `teacher_ckpt` the teacher is loaded, not trained."""
+        stages = []
+        if not self.config.teacher_ckpt:
+            teacher = Stage("teacher", self.config.teacher_epochs, epochs_key="method.teacher_epochs")
+            stages.append(replace(teacher, next_from=self.config.teacher_weights))
         if self.config.stages == "all":
             offset = 1 if self.config.seed_students else 0
             stages += [
-                Stage(name, self.config.student_epochs, seed_offset=(k + 1) * offset)
+                Stage(
+                    name, self.config.student_epochs, seed_offset=(k + 1) * offset, epochs_key="method.student_epochs"
+                )
                 for k, name in enumerate(self.member_names[1:])
             ]
         return stages
@@ -127,6 +136,11 @@ class Multitask(Method):
     def begin_stage(self, stage: Stage) -> None:
         """Re-create the stage's member (fresh heads; backbone from its initial weights) and freeze the rest."""
         index = self.member_names.index(stage.name)
+        if index > 0 and self.config.teacher_ckpt and not self._teacher_loaded:
+            # into the existing member: no random init, so the students' seeds give the same students
+            # as in the run the teacher came from
+            self.members[0].load_state_dict(load_teacher(self.config.teacher_ckpt, self))
+            self._teacher_loaded = True
         self.members[index] = self._make_member()
         self.active = index
         for k, member in enumerate(self.members):
@@ -352,6 +366,7 @@ def _check(config: MultitaskConfig) -> None:
         "threshold_members": ("last", "mean"),
         "ensemble": ("students", "all"),
         "stages": ("all", "teacher"),
+        "teacher_weights": ("last", "best"),
     }
     for key, allowed in choices.items():
         value = getattr(config, key)
@@ -359,6 +374,44 @@ def _check(config: MultitaskConfig) -> None:
             raise FermixError(f"method.{key}={value} is not one of {', '.join(allowed)}")
     if config.n_students < 1 and config.stages == "all":
         raise FermixError("method.n_students must be at least 1 (or method.stages=teacher)")
+    if config.teacher_ckpt and config.stages == "teacher":
+        raise FermixError("method.teacher_ckpt skips the teacher stage, so method.stages=teacher has nothing to train")
     unknown = [t for t in config.train_tasks if t not in TASKS]
     if unknown or not config.train_tasks:
         raise FermixError(f"method.train_tasks={list(config.train_tasks)} must be a non-empty subset of {list(TASKS)}")
+
+
+def load_teacher(path: str, method: Multitask) -> dict[str, Tensor]:
+    """The teacher (member 0) of a fermix checkpoint of this method, checked against `method`'s run.
+
+    Read with weights_only=True through the engine's loader; a checkpoint of another method, label
+    space, AU list, backbone or head size ends in one sentence.
+    """
+    from fermix.engine.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path)  # one sentence for a missing, corrupt or non-fermix file
+    meta = ckpt["fermix"]
+    kind = meta.get("method") or meta.get("config", {}).get("method", {}).get("name")
+    if kind != method.name:
+        raise FermixError(f"method.teacher_ckpt {path} is a {kind} checkpoint, not a {method.name} one")
+    if meta.get("label_space") != method.data_info.label_space.to_dict():
+        raise FermixError(f"the teacher in {path} was trained on other expression classes than this dataset's")
+    trained_aus = list(meta.get("data_info", {}).get("extras", {}).get("au_names") or [])
+    if trained_aus != list(method.data_info.extras.get("au_names") or []):
+        raise FermixError(f"the teacher in {path} was trained on other action units than this dataset's")
+    trained = meta.get("config", {})
+    trained_backbone = trained.get("backbone", {}).get("name")
+    if trained_backbone != method.backbone_cfg.get("name"):
+        raise FermixError(
+            f"the teacher in {path} has backbone={trained_backbone}; train the students with the same one"
+        )
+    state = {k.removeprefix("method.members.0."): v for k, v in ckpt["state_dict"].items()
+             if k.startswith("method.members.0.")}  # fmt: skip
+    expected = method.members[0].state_dict()
+    if state.keys() != expected.keys() or any(v.shape != expected[k].shape for k, v in state.items()):
+        raise FermixError(
+            f"the teacher in {path} does not fit this run's network (it was trained with backbone "
+            f"{trained.get('backbone')} and head_hidden {trained.get('method', {}).get('head_hidden')}, va_bins "
+            f"{trained.get('method', {}).get('va_bins')})"
+        )
+    return state
