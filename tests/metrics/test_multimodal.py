@@ -15,6 +15,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from fermix.errors import FermixError
 from fermix.metrics.multimodal import (
     REMOVAL_SETTINGS,
+    binary_f1,
     drop_gaps,
     gap_std,
     iemocap_metrics,
@@ -186,6 +187,44 @@ def test_mosei_cls_scores_are_argmax_minus_three_and_neutral_class_splits_the_ac
         mosei_metrics(logits, np.zeros(7))
     with pytest.raises(ValueError, match=r"\(N, 7\)"):
         mosei_cls_scores(np.zeros((3, 8)))
+
+
+def test_mosei_binary_definitions_differ_where_their_originals_do():
+    y = np.array([0.0, 0.0, 1.0, -1.0, 2.0, 1.0])
+    p = np.array([0.0, -0.5, 0.0, 0.0, -1.0, 2.0])  # p = 0: a neutral 7-class prediction (class 3)
+    std = mosei_metrics(p, y)
+    cm = mosei_metrics(p, y, binary="causalmer")
+    mult = mosei_metrics(p, y, binary="mult")
+    # has-0: standard and causalmer y ≥ 0 vs p ≥ 0 = [T T T F T T] vs [T F T T F T] → 3 of 6;
+    # mult y > 0 vs p > 0 (zero counts negative) = [F F T F T T] vs [F F F F F T] → 4 of 6
+    assert std["acc2_has0"] == cm["acc2_has0"] == pytest.approx(3 / 6, abs=1e-15)
+    assert mult["acc2_has0"] == pytest.approx(4 / 6, abs=1e-15)
+    # non-0 (y ≠ 0): y > 0 = [T F T T]; p > 0 = [F F F T] → 2 of 4; causalmer p ≥ 0 = [T T F T] → 2 of 4
+    assert std["acc2_non0"] == mult["acc2_non0"] == pytest.approx(2 / 4, abs=1e-15)
+    assert cm["acc2_non0"] == pytest.approx(2 / 4, abs=1e-15)
+    nz = y != 0
+    assert cm["f1_non0"] == pytest.approx(f1_score(y[nz] > 0, p[nz] >= 0), abs=1e-15)  # sklearn's binary default
+    assert cm["f1_has0"] == pytest.approx(f1_score(y >= 0, p >= 0), abs=1e-15)
+    assert mult["f1_has0"] == pytest.approx(sk_weighted_f1(p > 0, y > 0), abs=1e-15)  # MulT: predictions first
+    assert mult["f1_non0"] == pytest.approx(sk_weighted_f1(p[nz] > 0, y[nz] > 0), abs=1e-15)
+    assert std["f1_non0"] == pytest.approx(sk_weighted_f1(y[nz] > 0, p[nz] > 0), abs=1e-15)
+    # a neutral prediction for a positive label: right under causalmer's non-0 pair, wrong under the standard one
+    one = mosei_metrics(np.array([0.0]), np.array([1.0]), binary="causalmer")
+    assert one["acc2_non0"] == 1.0 and mosei_metrics(np.array([0.0]), np.array([1.0]))["acc2_non0"] == 0.0
+
+
+def test_binary_f1_is_sklearns_default_f1_and_the_options_are_checked():
+    rng = np.random.default_rng(9)
+    t, p = rng.random(300) > 0.4, rng.random(300) > 0.6
+    assert binary_f1(t, p) == pytest.approx(f1_score(t, p), abs=1e-15)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        assert binary_f1(np.zeros(4), np.zeros(4)) == f1_score(np.zeros(4), np.zeros(4)) == 0.0
+    assert math.isnan(binary_f1(np.zeros(0), np.zeros(0)))
+    with pytest.raises(ValueError, match="binary must be one of"):
+        mosei_metrics(np.zeros(3), np.zeros(3), binary="paper")
+    with pytest.raises(ValueError, match="f1_support applies to binary='standard'"):
+        mosei_metrics(np.zeros(3), np.zeros(3), f1_support="pred", binary="causalmer")
 
 
 def test_mosei_metrics_of_an_all_zero_label_split_leave_the_non0_pair_undefined():

@@ -124,6 +124,32 @@ class LastCheckpoint(RunCheckpoint):
         return "LastCheckpoint"
 
 
+class ExtraCheckpoint(RunCheckpoint):
+    """One of a method's `extra_checkpoints` (methods/base.py): `<filename>.ckpt`, best on its own metric.
+
+    Its state key names the file, so it never collides with best.ckpt's when both watch one metric."""
+
+    def __init__(self, dirpath: Path, filename: str, monitor: str, mode: str) -> None:
+        super().__init__(dirpath=dirpath, filename=filename, monitor=monitor, mode=mode, save_top_k=1,
+                         enable_version_counter=False, auto_insert_metric_name=False)  # fmt: skip
+
+    @property
+    def state_key(self) -> str:
+        return f"ExtraCheckpoint[{self.filename}]"
+
+
+def method_checkpoints(cfg: Mapping[str, Any], ckpt_dir: Path) -> list[Callback]:
+    """The checkpoints the configured method declares in `extra_checkpoints`; none without validation
+    (checkpoint.monitor null), since each is selected on a validation metric."""
+    method = (cfg.get("method") or {}).get("name")
+    if not method or cfg["checkpoint"].get("monitor") is None:
+        return []
+    from fermix.registry import METHODS
+
+    declared = getattr(METHODS.get(str(method)), "extra_checkpoints", ())
+    return [ExtraCheckpoint(ckpt_dir, e.filename, e.monitor, e.mode) for e in declared]
+
+
 def build_callbacks(
     cfg: Mapping[str, Any], run_dir: Path, has_logger: bool, ckpt_dir: Path | None = None
 ) -> list[Callback]:
@@ -141,6 +167,7 @@ def build_callbacks(
             enable_version_counter=False,  # overwrite best.ckpt in place, never best-v1.ckpt
             auto_insert_metric_name=False,
         ),
+        *method_checkpoints(cfg, ckpt_dir),  # e.g. best_loss.ckpt next to best.ckpt
         LastCheckpoint(ckpt_dir),  # after "best", so it records the best path too
     ]
     early = cfg.get("early_stopping") or {}

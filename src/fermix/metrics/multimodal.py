@@ -28,7 +28,9 @@ from fermix.errors import FermixError
 __all__ = [
     "IEMOCAP_EMOTIONS",
     "LOWER_IS_BETTER",
+    "MOSEI_BINARY",
     "REMOVAL_SETTINGS",
+    "binary_f1",
     "drop_gaps",
     "gap_std",
     "iemocap_metrics",
@@ -133,33 +135,57 @@ def mosei_cls_scores(logits7: Any) -> np.ndarray:
     return z.argmax(axis=1).astype(np.float64) - 3.0
 
 
-def mosei_metrics(pred_scores: Any, true_scores: Any, f1_support: str = "true") -> dict[str, float]:
+MOSEI_BINARY = ("standard", "causalmer", "mult")
+
+
+def binary_f1(y_true: Any, y_pred: Any) -> float:
+    """sklearn's default `f1_score` (average="binary"): F1 of the positive class (True / 1), from counts.
+
+    0.0 when there is no positive in either vector (sklearn's zero_division default); NaN when empty."""
+    t, p = _as_f64(y_true).ravel() > 0, _as_f64(y_pred).ravel() > 0
+    if t.size == 0:
+        return NAN
+    tp, fp, fn = float(np.sum(t & p)), float(np.sum(~t & p)), float(np.sum(t & ~p))
+    return 2.0 * tp / (2.0 * tp + fp + fn) if tp + fp + fn > 0 else 0.0
+
+
+def mosei_metrics(
+    pred_scores: Any, true_scores: Any, f1_support: str = "true", binary: str = "standard"
+) -> dict[str, float]:
     """CMU-MOSEI sentiment metrics of predicted scores against the labels' scores in [−3, 3].
 
     `pred_scores` are regression outputs, or `mosei_cls_scores(logits)` for a 7-class model; both
     arrays are flattened ((N,), (N, 1), (N, 1, 1) are all one score per sample).
     - `acc7` = mean(round(clip(p, ±3)) == round(clip(y, ±3))); `acc5` the same with clip ±2.
-    - `acc2_has0` / `f1_has0`: every sample, y ≥ 0 vs p ≥ 0 (negative / non-negative).
-    - `acc2_non0` / `f1_non0`: samples with y ≠ 0 only, y > 0 vs p > 0 (negative / positive).
-    - both F1s weighted; `mae` = mean |p − y|; `corr` = Pearson's r; all over every sample
-      except the non-0 pair. NaN where a quantity has no sample (or `corr` a constant series).
+    - `mae` = mean |p − y|; `corr` = Pearson's r; all over every sample. NaN where a quantity has no
+      sample (or `corr` a constant series).
+    - the two binary pairs, `acc2_has0` / `f1_has0` (zeros kept) and `acc2_non0` / `f1_non0` (samples
+      with y = 0 dropped), by the definition `binary` names:
 
-    Which variant the papers report (spec §4.2):
-    - MulT (`eval_mosei_senti`, regression) reports MAE, Corr, Acc7, Acc5 on all samples and, at
-      the final test (`exclude_zero=True`), Acc2 and F1 on the y ≠ 0 samples with y > 0 vs p > 0:
-      `acc2_non0` / `f1_non0` here. Its F1 call passes the predictions first,
-      `f1_score(p > 0, y > 0, average="weighted")`, so its weights are the *predicted* class
-      counts: `f1_support="pred"` reproduces that number; the default `"true"` is sklearn's usual
-      weighting by the labels' counts.
-    - CausalMER (7-class, p = argmax − 3) reports Acc7 (its "avg_acc", the headline MOSEI
-      number), "acc2 neg/non-neg" = y ≥ 0 vs p ≥ 0 on all samples (= `acc2_has0`) and "acc2
-      pos/neg" = y ≠ 0 samples with y ≥ 0 vs p ≥ 0 (class ≥ 3, so a neutral prediction counts
-      as positive; with regression outputs it uses p > 0, = `acc2_non0`). Its F1s are binary
-      (F1 of the positive class), not weighted; it computes neither Acc5, MAE nor Corr. fermix
-      reports the has-0 / non-0 pair above, with weighted F1s, for both models.
+    | binary | has-0 pair | non-0 pair (y ≠ 0) | F1 |
+    |---|---|---|---|
+    | `standard` (default) | y ≥ 0 vs p ≥ 0 | y > 0 vs p > 0 | weighted by the true classes |
+    | `causalmer` | y ≥ 0 vs p ≥ 0 | y > 0 vs p ≥ 0 | binary (F1 of the positive class) |
+    | `mult` | y > 0 vs p > 0 | y > 0 vs p > 0 | weighted by the *predicted* classes |
+
+    - `standard`: the usual has-0 / non-0 pair of the MOSEI literature, sklearn's weighting.
+    - `causalmer`: CausalMER's `eval_mosei_senti` for its 7-class model (p = argmax − 3, so "class ≥ 3"
+      is p ≥ 0: a neutral prediction counts as positive in the non-0 pair too), with sklearn's default
+      binary F1. (With regression outputs its code uses p > 0 in the non-0 pair; the two differ only for
+      a prediction of exactly 0.)
+    - `mult`: MulT's `eval_mosei_senti`: exclude_zero=False (every sample, a zero label counts as
+      negative) for the has-0 pair, exclude_zero=True (its final test) for the non-0 pair, and its F1
+      call `f1_score(p > 0, y > 0, average="weighted")`, predictions first.
+
+    `f1_support="pred"` weights `standard`'s F1 by the predicted classes (MulT's argument order) and is
+    refused with the other definitions, which fix their own F1.
     """
     if f1_support not in ("true", "pred"):
         raise ValueError(f"f1_support must be 'true' or 'pred', got {f1_support!r}")
+    if binary not in MOSEI_BINARY:
+        raise ValueError(f"binary must be one of {', '.join(MOSEI_BINARY)}, got {binary!r}")
+    if binary != "standard" and f1_support != "true":
+        raise ValueError(f"f1_support applies to binary='standard'; binary={binary!r} fixes its own F1")
     p, y = _as_f64(pred_scores).ravel(), _as_f64(true_scores).ravel()
     if p.shape != y.shape:
         raise ValueError(
@@ -168,18 +194,26 @@ def mosei_metrics(pred_scores: Any, true_scores: Any, f1_support: str = "true") 
         )
 
     def f1(truth: np.ndarray, pred: np.ndarray) -> float:
-        return weighted_f1(truth, pred) if f1_support == "true" else weighted_f1(pred, truth)
+        if binary == "causalmer":
+            return binary_f1(truth, pred)
+        if binary == "mult" or f1_support == "pred":
+            return weighted_f1(pred, truth)
+        return weighted_f1(truth, pred)
 
     def mean(a: np.ndarray) -> float:
         return float(np.mean(a)) if a.size else NAN
 
     nz = y != 0
-    y2, p2 = y[nz] > 0, p[nz] > 0
+    if binary == "mult":
+        y0, p0 = y > 0, p > 0
+    else:
+        y0, p0 = y >= 0, p >= 0
+    y2, p2 = y[nz] > 0, (p[nz] >= 0) if binary == "causalmer" else (p[nz] > 0)
     return {
         "acc7": mean(np.round(np.clip(p, -3.0, 3.0)) == np.round(np.clip(y, -3.0, 3.0))),
         "acc5": mean(np.round(np.clip(p, -2.0, 2.0)) == np.round(np.clip(y, -2.0, 2.0))),
-        "acc2_has0": mean((y >= 0) == (p >= 0)),
-        "f1_has0": f1(y >= 0, p >= 0),
+        "acc2_has0": mean(y0 == p0),
+        "f1_has0": f1(y0, p0),
         "acc2_non0": mean(y2 == p2),
         "f1_non0": f1(y2, p2),
         "mae": mean(np.abs(p - y)),

@@ -212,10 +212,12 @@ class MulT(nn.Module):
         self.proj = nn.ModuleDict(
             {m: nn.Conv1d(self.dims[m], d, kernel_size=cfg.kernels[m], padding=0, bias=False) for m in MODALITIES}
         )
-        self.crossmodal = nn.ModuleDict({
-            f"{t}_with_{s}": self._encoder(d, getattr(cfg, _ATTN_DROPOUT_OF_SOURCE[s]), cfg.nlevels)
-            for t, s in CROSSMODAL
-        })
+        self.crossmodal = nn.ModuleDict(
+            {
+                f"{t}_with_{s}": self._encoder(d, getattr(cfg, _ATTN_DROPOUT_OF_SOURCE[s]), cfg.nlevels)
+                for t, s in CROSSMODAL
+            }
+        )
         mem_layers = max(cfg.nlevels, cfg.mem_layers)
         self.memory = nn.ModuleDict({m: self._encoder(2 * d, cfg.attn_dropout, mem_layers) for m in MODALITIES})
         combined = 6 * d

@@ -95,3 +95,57 @@ def test_lm_and_unknown_fusions_are_refused():
         check_fusion("lm")
     with pytest.raises(FermixError, match="not `product`"):
         check_fusion("product")
+
+
+# --- what TIE amounts to under tanh and mask (docs/methods/causalmer.md, "What TIE amounts to per fusion") ----
+
+
+def _wide_logits(n: int = 64, d: int = 8, seed: int = 3) -> list[torch.Tensor]:
+    """float64 logits spread over ±12, so the sigmoids saturate and the mask bound is nearly reached."""
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(n, d, generator=g, dtype=torch.float64) * 6 for _ in range(4)]
+
+
+@pytest.mark.parametrize(("c_t", "c_a", "c_v", "shared"), [(0.3, -0.7, 1.1, False), (0.5, 0.5, 0.5, True)])
+def test_tanh_fusion_tie_is_mults_own_prediction_plus_one_number(c_t, c_a, c_v, shared):
+    z_m, z_t, z_a, z_v = _wide_logits()
+    cs = [torch.tensor(c, dtype=torch.float64, requires_grad=True) for c in (c_t, c_a, c_v)]
+    c_ref = cs[0] if shared else cs[0] + cs[1] + cs[2]
+    out = counterfactual_outputs("tanh", z_m, z_t, z_a, z_v, *cs, c_ref)
+    # TIE − z_m = 2(c + 3 tanh c) − Σ_k (c_k + 2 tanh c_k): one number for every logit of every sample.
+    shift = 2 * (c_ref + 3 * torch.tanh(c_ref)) - sum(c + 2 * torch.tanh(c) for c in cs)
+    torch.testing.assert_close(out["logits_tie"] - z_m, shift.detach().expand_as(z_m), atol=1e-12, rtol=0)
+    # So the prediction is MulT's alone: the same argmax per IEMOCAP pair and over all logits.
+    assert torch.equal(out["logits_tie"].view(-1, 4, 2).argmax(-1), z_m.view(-1, 4, 2).argmax(-1))
+    assert torch.equal(out["logits_tie"].argmax(-1), z_m.argmax(-1))
+    # And L_kl gives the constants no gradient: every counterfactual moves a row by one number, which softmax ignores.
+    from fermix.methods.causalmer.losses import kl_loss
+
+    for group in (None, 2):
+        grads = torch.autograd.grad(kl_loss(out, group), cs, allow_unused=True, retain_graph=True)
+        assert all(g is None or abs(float(g)) < 1e-12 for g in grads), grads
+
+
+@pytest.mark.parametrize(("c_t", "c_a", "c_v", "shared"), [(0.3, 0.2, 0.6, False), (0.4, -0.9, 0.2, False),
+                                                           (-0.8, -0.8, -0.8, True)])  # fmt: skip
+def test_mask_fusion_tie_stays_within_the_constants_of_te(c_t, c_a, c_v, shared):
+    z_m, z_t, z_a, z_v = _wide_logits()
+    cs = [torch.tensor(c, dtype=torch.float64) for c in (c_t, c_a, c_v)]
+    c_ref = cs[0] if shared else cs[0] + cs[1] + cs[2]
+    out = counterfactual_outputs("mask", z_m, z_t, z_a, z_v, *cs, c_ref)
+    tie, z_all = out["logits_tie"], out["logits_te"]
+    te = out["z_te"]  # TE = Z_all − Z_0 (= z_te: the same values, detached)
+    budget = 3 * abs(float(cs[0])) if shared else sum(abs(float(c)) for c in cs)  # |c_t| + |c_a| + |c_v|
+    # TIE = Z_all + 2c·σ(3c) − r with |r| < budget (r = Σ_k c_k σ(z_k + 2c_k)).
+    offset = 2 * c_ref * torch.sigmoid(3 * c_ref)
+    r = z_all + offset - tie
+    assert r.abs().max() < budget
+    assert r.abs().max() > 0.9 * budget or r.min() * r.max() < 0  # the bound is nearly reached (not vacuous)
+    # TE differs from Z_all by one number (Z_0), so logit differences within a sample obey the same budget:
+    for a, b in ((tie, te), (tie, z_all)):
+        diffs = (a.unsqueeze(-1) - a.unsqueeze(-2)) - (b.unsqueeze(-1) - b.unsqueeze(-2))
+        assert diffs.abs().max() < budget
+    # hence TIE and TE pick the same logit wherever TE's margin exceeds the budget.
+    top2 = te.topk(2, dim=-1).values
+    clear = (top2[:, 0] - top2[:, 1]) > budget
+    assert clear.any() and torch.equal(tie[clear].argmax(-1), te[clear].argmax(-1))

@@ -69,7 +69,7 @@ def test_kl_trains_only_the_constants_and_cls_never_touches_them():
     kl = kl_loss(out)
     grads = torch.autograd.grad(kl, network_parameters(method) + constants, allow_unused=True, retain_graph=True)
     assert all(g is None or not g.any() for g in grads[: -len(constants)])
-    assert all(g is not None and g.abs() > 0 for g in grads[-len(constants):])  # ∂/∂c_k of c_k σ(z_k + 2c_k) ≠ 0
+    assert all(g is not None and g.abs() > 0 for g in grads[-len(constants) :])  # ∂/∂c_k of c_k σ(z_k + 2c_k) ≠ 0
     terms = method.losses(out, b)
     cls_grads = torch.autograd.grad(terms["cls"], constants, allow_unused=True, retain_graph=True)
     assert all(g is None or not g.any() for g in cls_grads)
@@ -77,7 +77,7 @@ def test_kl_trains_only_the_constants_and_cls_never_touches_them():
     assert torch.allclose(terms["cls"], 0.1 * cls) and torch.allclose(terms["kl"], 1.0 * kl)
     # TIE is not in the loss: the loss gradient w.r.t. the TIE-only path (detached constants) is nothing
     total_grads = torch.autograd.grad(terms["cls"] + terms["kl"], constants, retain_graph=True)
-    for total, only_kl in zip(total_grads, grads[-len(constants):], strict=True):
+    for total, only_kl in zip(total_grads, grads[-len(constants) :], strict=True):
         assert torch.allclose(total, only_kl)
 
 

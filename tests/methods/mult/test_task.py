@@ -69,3 +69,18 @@ def test_image_datasets_unknown_tasks_and_regression_without_scores_are_refused(
         task_of(mosei_info(score=False), "mult", "regression")
     with pytest.raises(FermixError, match="cls or regression"):
         task_of(mosei_info(), "mult", "ordinal")
+
+
+def test_mosei_binary_option_reaches_the_tasks_metrics_and_unknown_names_are_refused():
+    import numpy as np
+
+    from fermix.metrics.multimodal import mosei_cls_scores, mosei_metrics
+
+    g = torch.Generator().manual_seed(1)
+    logits, score = torch.randn(40, 7, generator=g), (torch.rand(40, generator=g) * 6 - 3).round()
+    for binary in ("standard", "causalmer", "mult"):
+        values = task_of(mosei_info(), "m", "cls", binary).metrics(logits, {"score": score})
+        expected = mosei_metrics(mosei_cls_scores(logits), score, binary=binary)
+        assert all(np.isclose(values[k], expected[k], equal_nan=True) for k in expected)
+    with pytest.raises(FermixError, match="mosei_binary must be one of standard, causalmer, mult"):
+        task_of(mosei_info(), "m", "cls", "paper")

@@ -1,7 +1,12 @@
-"""`fermix train method=mult dataset=synthetic_mm`: the baseline through the engine with its CPU recipe."""
+"""`fermix train method=mult dataset=synthetic_mm`: the baseline through the engine with its CPU recipe, and the
+best-validation-loss checkpoint it keeps next to the best-avg-acc one (as the original does)."""
 
+import pandas as pd
 import torch
 
+from fermix.engine.checkpoint import load_checkpoint
+from fermix.methods.base import ExtraCheckpoint
+from fermix.registry import METHODS
 from tests.engine.runner import run_train_in_process
 from tests.methods.causalmer.test_train import TINY
 
@@ -11,3 +16,38 @@ def test_the_plain_mult_baseline_trains_on_the_same_data(tmp_path):
     assert summary["config"]["method"]["mult"]["nlevels"] == 1  # the synthetic_mm CPU recipe
     assert 0.0 <= summary["metrics"]["test"]["avg_acc"] <= 1.0
     assert torch.isfinite(torch.tensor(list(summary["checkpoint_val_metrics"].values()))).all()
+
+
+def test_best_loss_and_best_avg_acc_checkpoints_each_hold_their_own_best_epoch(tmp_path):
+    # a learning rate high enough that val/loss and val/avg_acc do not improve in step over four epochs
+    overrides = ["method=mult", *TINY, "trainer.max_epochs=4", "optim.lr=0.02", "seed=3"]
+    run_train_in_process(overrides, tmp_path)
+    logged = pd.read_csv(tmp_path / "csv" / "metrics.csv")
+    val = logged.dropna(subset=["val/loss"]).groupby("epoch")[["val/loss", "val/avg_acc"]].last()
+    assert len(val) == 4
+    ckpts = tmp_path / "checkpoints"
+    best, best_loss = load_checkpoint(ckpts / "best.ckpt"), load_checkpoint(ckpts / "best_loss.ckpt")
+    # Lightning's `epoch` in a checkpoint is the epoch it was saved at (0-based), as the CSV's.
+    assert best["epoch"] == val["val/avg_acc"].idxmax()  # first best on ties, as ModelCheckpoint keeps it
+    assert best_loss["epoch"] == val["val/loss"].idxmin()
+    assert (ckpts / "last.ckpt").is_file()
+
+
+def test_causalmer_and_mult_declare_the_best_loss_checkpoint():
+    for name in ("causalmer", "mult"):
+        assert METHODS.get(name).extra_checkpoints == (ExtraCheckpoint("best_loss", "val/loss", "min"),)
+
+
+def test_best_loss_checkpoint_coexists_with_best_ckpt_watching_the_same_metric(tmp_path):
+    import lightning.pytorch as pl
+
+    from fermix.engine.callbacks import ExtraCheckpoint as ExtraCheckpointCallback
+    from fermix.engine.callbacks import build_callbacks
+
+    cfg = {"method": {"name": "causalmer"}, "checkpoint": {"monitor": "val/loss", "mode": "min"}, "progress": "none"}
+    callbacks = build_callbacks(cfg, tmp_path, has_logger=False)
+    extra = [c for c in callbacks if isinstance(c, ExtraCheckpointCallback)]
+    assert [(c.filename, c.monitor, c.mode) for c in extra] == [("best_loss", "val/loss", "min")]
+    pl.Trainer(callbacks=callbacks, logger=False, accelerator="cpu")  # distinct state keys: no duplicate error
+    no_validation = {**cfg, "checkpoint": {"monitor": None}}
+    assert not any(isinstance(c, ExtraCheckpointCallback) for c in build_callbacks(no_validation, tmp_path, False))

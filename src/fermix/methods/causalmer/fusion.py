@@ -48,6 +48,11 @@ def fuse(mode: str, z_m: Tensor, z_t: Tensor, z_a: Tensor, z_v: Tensor) -> Tenso
     raise FermixError(f"fusion must be one of {', '.join(FUSIONS)}, not `{mode}`")
 
 
+def _at_least_32(x: Tensor) -> Tensor:
+    """fp16 / bf16 logits (AMP) are lifted to float32, where log(σ + 1e-12) does not underflow; float64 stays."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
 def _fill(like: Tensor, constant: Tensor) -> Tensor:
     return torch.ones_like(like) * constant
 
@@ -62,8 +67,9 @@ def counterfactual_outputs(
     c_t: Tensor, c_a: Tensor, c_v: Tensor, c_ref: Tensor,
 ) -> dict[str, Tensor]:  # fmt: skip
     """The prediction (`logits_tie`, `logits_te` = Z_all) and the loss quantities (`z_te`, `z_nde_{t,a,v}`,
-    `z_nde`) with the original's detach pattern. Computed in float32 (AMP-safe log / sigmoid)."""
-    live = {"m": z_m.float(), "t": z_t.float(), "a": z_a.float(), "v": z_v.float()}
+    `z_nde`) with the original's detach pattern. Computed in float32 at least (AMP-safe log / sigmoid; a float64
+    model stays float64)."""
+    live = {"m": _at_least_32(z_m), "t": _at_least_32(z_t), "a": _at_least_32(z_a), "v": _at_least_32(z_v)}
     constants = {"t": c_t, "a": c_a, "v": c_v}
     z_all = fuse(mode, *live.values())
     z_k = [_single(mode, live, k, c.detach()) for k, c in constants.items()]

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from fermix.data.info import DataInfo
 from fermix.errors import FermixError
-from fermix.methods.base import Batch, Method, MethodConfig
+from fermix.methods.base import Batch, ExtraCheckpoint, Method, MethodConfig
 from fermix.methods.causalmer.branches import build_branch
 from fermix.methods.causalmer.fusion import check_fusion, counterfactual_outputs
 from fermix.methods.causalmer.losses import kl_loss
@@ -38,6 +38,7 @@ class CausalMERConfig(MethodConfig):
     kl_per_group: int | None = None  # null: softmax over all logits (faithful); 2: per IEMOCAP emotion pair
     kl_detach_p_te: bool = False  # true: CF-VQA's stop-gradient on p_te
     mosei_task: str = "cls"  # cls | regression (L_kl ≡ 0 then: warned)
+    mosei_binary: str = "standard"  # MOSEI Acc2 / F1: standard | causalmer | mult (metrics.multimodal.mosei_metrics)
     text_branch: str = "transformer"  # transformer (small, offline) | albert (local weights) | mlp
     text_weights: str | None = None  # albert-base-v2 folder or state-dict file (text_branch=albert)
     audio_branch: str = "resnet18"  # resnet18 (the original) | mlp
@@ -58,6 +59,8 @@ class CausalMER(Method):
     weight_files: ClassVar[tuple[str, ...]] = ("text_weights",)
     validation_uses_evaluation_metrics = True
     validation_loss = True  # the original schedules ReduceLROnPlateau on the validation L
+    # The original keeps the best-validation-loss model next to the best-avg-acc one: checkpoints/best_loss.ckpt.
+    extra_checkpoints = (ExtraCheckpoint("best_loss", "val/loss", "min"),)
 
     def __init__(self, config: CausalMERConfig, data_info: DataInfo, backbone: Mapping[str, Any]) -> None:
         super().__init__(config, data_info, backbone)
@@ -65,7 +68,7 @@ class CausalMER(Method):
         unknown = sorted(set(config.lr) - set(DEFAULT_LR))
         if unknown:
             raise FermixError(f"method.lr names group {unknown[0]!r}; the groups are {', '.join(DEFAULT_LR)}")
-        self.task: MultimodalTask = task_of(data_info, self.name, config.mosei_task)
+        self.task: MultimodalTask = task_of(data_info, self.name, config.mosei_task, config.mosei_binary)
         out_dim = self.task.out_dim
         if config.kl_per_group and out_dim % int(config.kl_per_group):
             raise FermixError(f"kl_per_group={config.kl_per_group} does not divide the {out_dim} output logits")
@@ -82,9 +85,7 @@ class CausalMER(Method):
         kinds = {"text": config.text_branch, "audio": config.audio_branch, "vision": config.vision_branch}
         self.branches = nn.ModuleDict({m: build_branch(kinds[m], m, shapes[m], out_dim, options) for m in MODALITIES})
         names = ("constant",) if config.shared_constant else ("constant_t", "constant_a", "constant_v")
-        self.constants = nn.ParameterDict(
-            {n: nn.Parameter(torch.tensor(float(config.constant_init))) for n in names}
-        )
+        self.constants = nn.ParameterDict({n: nn.Parameter(torch.tensor(float(config.constant_init))) for n in names})
 
     # --- the causal forward ------------------------------------------------------------------
     def constant_values(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:

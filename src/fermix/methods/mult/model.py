@@ -9,7 +9,7 @@ from typing import Any
 from torch import Tensor
 
 from fermix.data.info import DataInfo
-from fermix.methods.base import Batch, Method, MethodConfig
+from fermix.methods.base import Batch, ExtraCheckpoint, Method, MethodConfig
 from fermix.methods.mult.task import MultimodalTask, modality_inputs, task_of
 from fermix.models.mult import MulT, MulTConfig
 
@@ -18,6 +18,7 @@ from fermix.models.mult import MulT, MulTConfig
 class MulTMethodConfig(MethodConfig):
     mult: dict[str, Any] = field(default_factory=dict)  # MulTConfig options (models/mult.py)
     mosei_task: str = "cls"  # cls (7 classes) | regression (the score, L1)
+    mosei_binary: str = "standard"  # MOSEI Acc2 / F1: standard | causalmer | mult (metrics.multimodal.mosei_metrics)
 
 
 class MulTMethod(Method):
@@ -27,10 +28,12 @@ class MulTMethod(Method):
     tasks = ("multimodal",)
     validation_uses_evaluation_metrics = True  # avg_acc: IEMOCAP's mean of 4 accuracies, MOSEI's Acc7
     validation_loss = True  # val/loss drives ReduceLROnPlateau, as the original
+    # The original keeps the best-validation-loss model next to the best-avg-acc one: checkpoints/best_loss.ckpt.
+    extra_checkpoints = (ExtraCheckpoint("best_loss", "val/loss", "min"),)
 
     def __init__(self, config: MulTMethodConfig, data_info: DataInfo, backbone: Mapping[str, Any]) -> None:
         super().__init__(config, data_info, backbone)
-        self.task: MultimodalTask = task_of(data_info, self.name, config.mosei_task)
+        self.task: MultimodalTask = task_of(data_info, self.name, config.mosei_task, config.mosei_binary)
         self.mult = MulT.from_modalities(
             data_info.extras["modalities"], self.task.out_dim, MulTConfig.from_mapping(config.mult)
         )

@@ -22,6 +22,7 @@ from fermix.errors import FermixError
 
 TASKS = ("iemocap4", "mosei7")
 MOSEI_TASKS = ("cls", "regression")
+MOSEI_BINARY = ("standard", "causalmer", "mult")  # = fermix.metrics.multimodal.MOSEI_BINARY (no numpy import here)
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class MultimodalTask:
     kind: str  # iemocap4 | mosei7
     num_classes: int  # emotions (iemocap4) or sentiment classes (mosei7)
     regression: bool = False
+    mosei_binary: str = "standard"  # MOSEI Acc2 / F1 definition (metrics.multimodal.mosei_metrics `binary`)
 
     @property
     def out_dim(self) -> int:
@@ -71,13 +73,15 @@ class MultimodalTask:
         else:
             scores = logits.reshape(-1) if self.regression else mosei_cls_scores(logits)
             truth = targets["score"] if "score" in targets else targets["expr"].float() - 3.0
-            values = dict(mosei_metrics(scores, truth))
+            values = dict(mosei_metrics(scores, truth, binary=self.mosei_binary))
             values["avg_acc"] = values["acc7"]
         values = {k: float(v) for k, v in values.items()}
         return {f"{prefix}avg_acc": values["avg_acc"]} if prefix else values
 
 
-def task_of(data_info: DataInfo, method_name: str, mosei_task: str = "cls") -> MultimodalTask:
+def task_of(
+    data_info: DataInfo, method_name: str, mosei_task: str = "cls", mosei_binary: str = "standard"
+) -> MultimodalTask:
     """The task from DataInfo.extras["task"]; refuses image datasets and unknown tasks in one sentence."""
     kind = data_info.extras.get("task")
     if kind is None or "modalities" not in data_info.extras:
@@ -89,12 +93,20 @@ def task_of(data_info: DataInfo, method_name: str, mosei_task: str = "cls") -> M
         raise FermixError(f"method {method_name} knows the tasks {', '.join(TASKS)}, not `{kind}`")
     if mosei_task not in MOSEI_TASKS:
         raise FermixError(f"mosei_task must be cls or regression, not `{mosei_task}`")
+    if mosei_binary not in MOSEI_BINARY:
+        raise FermixError(f"mosei_binary must be one of {', '.join(MOSEI_BINARY)}, not `{mosei_binary}`")
     regression = kind == "mosei7" and mosei_task == "regression"
     if regression and "score" not in data_info.keys:
         raise FermixError(f"method {method_name} with mosei_task=regression needs `score`, which the dataset lacks")
-    return MultimodalTask(kind, data_info.num_classes, regression)
+    return MultimodalTask(kind, data_info.num_classes, regression, mosei_binary)
 
 
 def modality_inputs(batch: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
-    """(text, audio, vision) as float tensors."""
-    return tuple(torch.as_tensor(batch[k]).float() for k in ("text", "audio", "vision"))  # type: ignore[return-value]
+    """(text, audio, vision) as float tensors: float64 stays float64 (a float64 model, e.g. the parity tests),
+    anything else becomes float32."""
+
+    def as_float(x: Any) -> Tensor:
+        x = torch.as_tensor(x)
+        return x if x.dtype == torch.float64 else x.float()
+
+    return tuple(as_float(batch[k]) for k in ("text", "audio", "vision"))  # type: ignore[return-value]
