@@ -48,6 +48,12 @@ def _eval_dataset_cfg(trained: DictConfig, override: Any) -> tuple[DictConfig, b
         return trained, True
     if "name" in override and override["name"] != trained.get("name"):
         return override, False
+    unknown = [str(k) for k in override if k not in trained]
+    if unknown:  # merging would add the key silently and nothing would read it
+        raise FermixError(
+            f"dataset.{unknown[0]} is not an option of dataset {trained.get('name')}, which the checkpoint was "
+            f"trained on (its options: {', '.join(str(k) for k in trained)})"
+        )
     merged = OmegaConf.merge(trained, override)
     return merged, True
 
