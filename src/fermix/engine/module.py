@@ -56,11 +56,21 @@ class _ManualOptimization:
         clip = self.module.clip
         if clip.get("gradient_clip_val"):
             self.module.clip_gradients(
-                opt,
+                self.module.clipped_view(opt),
                 gradient_clip_val=clip["gradient_clip_val"],
                 gradient_clip_algorithm=clip.get("gradient_clip_algorithm", "norm"),
             )
         opt.step()
+
+
+class _ClippedGroups:
+    """An optimizer's param groups without the method's `unclipped_parameters`, for gradient clipping only."""
+
+    def __init__(self, optimizer: Any, skip: set[int]) -> None:
+        self.param_groups = [
+            {**group, "params": [p for p in group["params"] if id(p) not in skip]} for group in optimizer.param_groups
+        ]
+        self._step_supports_amp_scaling = getattr(optimizer, "_step_supports_amp_scaling", False)
 
 
 class FermixModule(pl.LightningModule):
@@ -103,6 +113,21 @@ class FermixModule(pl.LightningModule):
     def _factory(self, param_groups: Iterable[Mapping[str, Any]]) -> tuple[Optimizer, Any]:
         opt = build_optimizer(self.optim_cfg, param_groups)
         return opt, build_scheduler(self.sched_cfg, opt, self.trainer.max_epochs or 1)
+
+    def clipped_view(self, optimizer: Any) -> Any:
+        """What gradient clipping sees of `optimizer`: all of it, less the method's `unclipped_parameters`."""
+        skip = {id(p) for p in self.method.unclipped_parameters()}
+        return _ClippedGroups(optimizer, skip) if skip else optimizer
+
+    def configure_gradient_clipping(
+        self, optimizer: Optimizer, gradient_clip_val: float | None = None, gradient_clip_algorithm: str | None = None
+    ) -> None:
+        """Lightning's clipping for automatically optimised methods, less the method's `unclipped_parameters`."""
+        self.clip_gradients(
+            self.clipped_view(optimizer),
+            gradient_clip_val=gradient_clip_val,
+            gradient_clip_algorithm=gradient_clip_algorithm,
+        )
 
     def configure_optimizers(self) -> Any:
         pairs = self.method.configure_optimizers(self._factory)

@@ -5,16 +5,19 @@ attention of an intermediate layer, DMUE shares the trunk to layer3 and copies l
 branches. Every backbone is therefore a sequence of stages (`stages[0]` includes the stem) with
 known output channels, so a method can take any prefix or copy any stage.
 
-Pretrained weights never come from the network implicitly: `pretrained=None` is random init,
-`pretrained="torchvision"` uses torchvision's weights through its local cache (it fails with a
-clear message offline if the cache is empty), and a file path loads a local state dict with
-`weights_only=True` (torchvision key layout; the classifier `fc.*` is ignored).
+Pretrained weights never come from the network implicitly: `pretrained=None` is random init; a
+torchvision weights name (`IMAGENET1K_V1`, `IMAGENET1K_V2` for ResNet-50) loads those weights
+through torchvision's local cache (it fails with a clear message offline if the cache lacks them);
+and a file path loads a local state dict with `weights_only=True` (torchvision key layout; the
+classifier `fc.*` is ignored). `torchvision` / `DEFAULT` are refused: torchvision's DEFAULT is its
+newest recipe (IMAGENET1K_V2 for ResNet-50 since torchvision 0.13), while the papers used V1.
 """
 
 from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -88,15 +91,16 @@ class ResNetBackbone(Backbone):
     def __init__(self, arch: str, pretrained: str | None = None, last_stride: int = 2) -> None:
         import torchvision
 
-        weights = None
-        if pretrained == "torchvision":
-            weights = "DEFAULT"
+        weights = torchvision_weights(arch, pretrained)
         try:
             net = getattr(torchvision.models, arch)(weights=weights)
         except (OSError, RuntimeError) as exc:  # download impossible offline, or a corrupt cache
+            if weights is None:
+                raise
             raise FermixError(
-                f"cannot load torchvision's pretrained {arch} weights ({exc.__class__.__name__}); "
-                f"put a state dict in pretrained_models/ and set backbone.pretrained=PATH"
+                f"cannot load torchvision's {arch} {weights.name} weights ({exc.__class__.__name__}): put "
+                f"{Path(weights.url).name} in torchvision's cache (TORCH_HOME/hub/checkpoints), or a state dict in "
+                f"pretrained_models/ and set backbone.pretrained=PATH"
             ) from exc
         if last_stride != 2:
             _set_stage_stride(net.layer4, last_stride)
@@ -105,8 +109,44 @@ class ResNetBackbone(Backbone):
         channels = [_stage_channels(s) for s in stages]
         super().__init__(stages, channels)
         self.arch = arch
-        if pretrained and pretrained != "torchvision":
+        if pretrained and weights is None:
             _load_local_weights(self, pretrained, torchvision_layout=True)
+
+
+_AMBIGUOUS = ("torchvision", "default")  # what `pretrained` meant before the weights were named
+
+
+def names_torchvision_weights(pretrained: Any) -> bool:
+    """True when `pretrained` asks for torchvision's weights (a weights name, `torchvision`, `DEFAULT`), not a path."""
+    if not isinstance(pretrained, str):
+        return False
+    value = pretrained.strip().lower()
+    return value in _AMBIGUOUS or value.startswith("imagenet")
+
+
+def torchvision_weights(arch: str, pretrained: Any) -> Any:
+    """The torchvision weights enum member `pretrained` names for `arch` (`IMAGENET1K_V1` →
+    ResNet50_Weights.IMAGENET1K_V1), or None when it is null or a path. `torchvision` and `DEFAULT`
+    are refused: they would silently mean the installed torchvision's newest weights."""
+    if not names_torchvision_weights(pretrained):
+        return None
+    import torchvision
+
+    enum = torchvision.models.get_model_weights(arch)
+    choices = [name for name in enum.__members__ if name != "DEFAULT"]
+    name = pretrained.strip().upper()
+    if pretrained.strip().lower() in _AMBIGUOUS:
+        raise FermixError(
+            f"backbone.pretrained={pretrained} is ambiguous, since torchvision's DEFAULT weights change with its "
+            f"version ({enum.DEFAULT.name} for {arch} here): name them, backbone.pretrained={' or '.join(choices)} "
+            f"(the IERN, AU-align and multitask originals used IMAGENET1K_V1), or give null or a PATH to a state dict"
+        )
+    if name not in choices:
+        raise FermixError(
+            f"torchvision has no {pretrained} weights for {arch}; its weights are {', '.join(choices)} "
+            f"(or give backbone.pretrained=null or a PATH to a state dict)"
+        )
+    return enum[name]
 
 
 def _stage_channels(stage: nn.Module) -> int:

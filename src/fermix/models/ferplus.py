@@ -24,7 +24,7 @@ from pathlib import Path
 from torch import Tensor, nn
 
 from fermix.errors import FermixError
-from fermix.models.backbones import Backbone, _stage_channels
+from fermix.models.backbones import Backbone, _stage_channels, names_torchvision_weights
 from fermix.models.weights import read_state_dict
 
 BLOCKS_PER_STAGE = (3, 4, 6, 3)  # conv2_x .. conv5_x
@@ -85,7 +85,7 @@ class FerPlusResNet50(Backbone):
     def __init__(self, pretrained: str | None = None, dropout: float = 0.5) -> None:
         import torchvision
 
-        if pretrained == "torchvision":
+        if names_torchvision_weights(pretrained):
             raise FermixError(
                 "torchvision's ResNet-50 is a different network from resnet50_ferplus; "
                 "set backbone.pretrained=PATH to a resnet50_ferplus_dag state dict (docs/models/ferplus.md)"

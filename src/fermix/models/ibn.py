@@ -16,7 +16,13 @@ import torch
 from torch import Tensor, nn
 
 from fermix.errors import FermixError
-from fermix.models.backbones import Backbone, _load_local_weights, _set_stage_stride, _stage_channels
+from fermix.models.backbones import (
+    Backbone,
+    _load_local_weights,
+    _set_stage_stride,
+    _stage_channels,
+    names_torchvision_weights,
+)
 
 
 class IBN(nn.Module):
@@ -39,7 +45,7 @@ class ResNetIBN(Backbone):
     def __init__(self, pretrained: str | None = None, last_stride: int = 2) -> None:
         import torchvision
 
-        if pretrained == "torchvision":
+        if names_torchvision_weights(pretrained):
             raise FermixError(
                 "torchvision has no ResNet-50-IBN-a weights; set backbone.pretrained=PATH to a local state dict"
             )

@@ -110,7 +110,7 @@ def test_paper_experiment_composes_backbone_method_dataset_and_recipe(tmp_path, 
     dataset, lam = PAPER_RUNS[experiment]
     cfg = plain(compose_job("train", [f"experiment={experiment}"], tmp_path))
     assert (cfg["method"]["name"], cfg["dataset"]["name"], cfg["method"]["lam"]) == ("au_align", dataset, lam)
-    assert (cfg["backbone"]["name"], cfg["backbone"]["pretrained"]) == ("resnet50", "torchvision")
+    assert (cfg["backbone"]["name"], cfg["backbone"]["pretrained"]) == ("resnet50", "IMAGENET1K_V1")  # as the original
     assert (cfg["trainer"]["accelerator"], cfg["trainer"]["precision"]) == ("gpu", "16-mixed")  # the paper's AMP
     optim, sched = cfg["optim"], cfg["sched"]
     assert (optim["name"], optim["lr"], optim["momentum"], optim["nesterov"], optim["weight_decay"]) == (

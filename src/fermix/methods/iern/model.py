@@ -130,6 +130,11 @@ class IERN(Method):
                      {"params": self.classifier.parameters(), "name": "classifier"}]),
         ]  # fmt: skip
 
+    def unclipped_parameters(self) -> list[nn.Parameter]:
+        """The centers' gradient is scaled by 1/λ before the feature step: counted by gradient clipping,
+        it would shrink the whole feature step (g_e, g_c, g_r). Clipping sees the networks only."""
+        return [self.centers]
+
     def manual_step(self, batch: Batch, opt: ManualOptimization) -> dict[str, Tensor]:
         image, expr, domain = batch["image"], batch["expr"], batch["domain"]
         labelled = expr >= 0
