@@ -14,7 +14,6 @@ names the file and the original key.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,7 +29,6 @@ from fermix.errors import FermixError
 
 SOURCE_REPOSITORY = "github.com/donydchen/causal_emotion"
 SOURCE_COMMIT = "8663158"
-STATE_PREFIX = "method."  # FermixModule holds the method as `self.method`
 _MODULE_PREFIX = "module."  # DataParallel's wrapper, should a file have been saved through it
 _BLOCK = re.compile(r"^(\d+)\.conv_block\.")  # original ResnetBlock body -> fermix ResidualBlock.body
 _FOLD_DIR = re.compile(r"(bias\d+)(v\d+)", re.IGNORECASE)  # fold_bias100v1, as the release names its folders
@@ -192,26 +190,6 @@ def fold_from_folder(src_dir: str | Path) -> tuple[str, str] | None:
     return (match.group(2).lower(), match.group(1).lower()) if match else None
 
 
-def compose_config(overrides: Sequence[str]) -> dict[str, Any]:
-    """The resolved `fermix train` config for `overrides`, as a plain dict without the hydra section."""
-    from hydra import compose, initialize_config_dir
-
-    from fermix.cli import config_dir
-    from fermix.engine.build import plain
-    from fermix.engine.rundir import register_resolvers
-
-    register_resolvers()
-    try:
-        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            cfg = compose(config_name="train", overrides=list(overrides))
-    except FermixError:
-        raise
-    except Exception as exc:  # Hydra's composition and override-parsing errors
-        reason = " ".join(str(exc).split()) or exc.__class__.__name__  # Hydra wraps its messages over lines
-        raise FermixError(f"cannot compose the IERN config from {' '.join(overrides)}: {reason}") from exc
-    return plain(cfg)
-
-
 def write_checkpoint(
     src_dir: str | Path,
     out_path: str | Path,
@@ -228,16 +206,14 @@ def write_checkpoint(
     checkpoint's `fermix` section.
     """
     from fermix.data.datasets.mixbasic import normalise_bias, normalise_fold
-    from fermix.data.transforms import preprocessing_spec
-    from fermix.engine.build import build_method
-    from fermix.engine.checkpoint import FORMAT, FORMAT_VERSION, provenance, save_atomic
+    from fermix.engine.imported import compose_train_config, file_sha256, reference_state, write_imported_checkpoint
     from fermix.registry import DATASETS
 
     src, out = Path(src_dir), Path(out_path)
     guessed = fold_from_folder(src) or ("v1", "bias100")
     fold = normalise_fold(fold if fold is not None else guessed[0])
     bias = normalise_bias(bias if bias is not None else guessed[1])
-    config = compose_config(
+    config = compose_train_config(
         [
             "method=iern",
             "dataset=mixbasic",
@@ -246,7 +222,8 @@ def write_checkpoint(
             f"dataset.bias={bias}",
             *overrides,
             "backbone.pretrained=null",
-        ]
+        ],
+        what="IERN",
     )
     adapter = DATASETS.get(config["dataset"]["name"])
     info = DataInfo(
@@ -255,70 +232,20 @@ def write_checkpoint(
         image_size=int(config["data"]["image_size"]),
         num_domains=int(getattr(adapter, "num_domains", 1)),
     )
-    with torch.device("meta"):
-        reference = build_method(config["method"], config["backbone"], info).state_dict()
+    reference = reference_state(config, info)
     state = convert_released(src, epoch, reference=reference)
 
     epoch_text = str(epoch)
     last_epoch = int(epoch_text) - 1 if epoch_text.isdigit() and int(epoch_text) > 0 else 0  # fermix counts from 0
     files = {net.name: release_file(src, epoch, net.name) for net in NETWORKS}
-    meta: dict[str, Any] = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "method": config["method"]["name"],
-        "dataset": config["dataset"]["name"],
-        "config": config,
-        "label_space": info.label_space.to_dict(),
-        "data_info": info.to_dict(),
-        "preprocessing": preprocessing_spec(config["data"]),
-        "data_fingerprints": {},
-        "split_sizes": {},
-        "provenance": {
-            **provenance(),
-            "imported_from": {
-                "repository": SOURCE_REPOSITORY,
-                "commit": SOURCE_COMMIT,
-                "folder": str(src.resolve()),
-                "epoch": epoch_text,
-                "fold": fold,
-                "bias": bias,
-                "files": {name: {"file": p.name, "sha256": _sha256(p)} for name, p in files.items()},
-                "centers": "not in the release; set from the dictionary, centers = Z.view(K, -1), as training syncs",
-            },
-        },
-        "metrics": {"val": {}},
-        "epoch": last_epoch,
-        "global_step": 0,
+    imported_from = {
+        "repository": SOURCE_REPOSITORY,
+        "commit": SOURCE_COMMIT,
+        "folder": str(src.resolve()),
+        "epoch": epoch_text,
+        "fold": fold,
+        "bias": bias,
+        "files": {name: {"file": p.name, "sha256": file_sha256(p)} for name, p in files.items()},
+        "centers": "not in the release; set from the dictionary, centers = Z.view(K, -1), as training syncs",
     }
-    checkpoint = {
-        "epoch": last_epoch,
-        "global_step": 0,
-        "state_dict": {STATE_PREFIX + k: v for k, v in state.items()},
-        "fermix": meta,
-    }
-    save_atomic(checkpoint, out)
-    verify_checkpoint(out)
-    return meta
-
-
-def verify_checkpoint(path: str | Path) -> None:
-    """Load `path` as `fermix test` does and fit its weights strictly into a model rebuilt from its config."""
-    from fermix.engine.build import build_method
-    from fermix.engine.checkpoint import load_checkpoint
-
-    ckpt = load_checkpoint(path)
-    meta = ckpt["fermix"]
-    model = build_method(meta["config"]["method"], meta["config"]["backbone"], DataInfo.from_dict(meta["data_info"]))
-    state = {k.removeprefix(STATE_PREFIX): v for k, v in ckpt["state_dict"].items() if k.startswith(STATE_PREFIX)}
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise FermixError(f"the checkpoint written to {path} does not load into the model its config builds") from exc
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return write_imported_checkpoint(out, config, info, state, imported_from, epoch=last_epoch)

@@ -23,7 +23,6 @@ Two things are not keys for keys:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,10 +34,10 @@ from fermix.data.info import DataInfo
 from fermix.data.label_spaces import canonical_name, get_label_space
 from fermix.errors import FermixError
 from fermix.models.ferplus import convert_dag_state_dict
+from fermix.models.weights import read_state_dict
 
 SOURCE_REPOSITORY = "github.com/wtomin/Multitask-Emotion-Recognition-with-Incomplete-Labels"
 SOURCE_COMMIT = "b8089ee"
-STATE_PREFIX = "method."  # FermixModule holds the method as `self.method`
 ORIGINAL_TASKS = ("expr", "au", "va")  # the original's --tasks default [EXPR, AU, VA]: classifier.0, .1, .2
 ORIGINAL_EXPR = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise")  # PATH/__init__.py
 ORIGINAL_AUS = ("AU1", "AU2", "AU4", "AU6", "AU12", "AU15", "AU20", "AU25")
@@ -165,19 +164,8 @@ def convert_released(
 
 
 def read_release(path: str | Path) -> Mapping[str, Any]:
-    """A released `.pth` state dict, read with weights_only=True."""
-    path = Path(path)
-    if not path.is_file():
-        raise FermixError(f"{path} does not exist (a released multitask model is one .pth file per teacher / student)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise FermixError(f"{path} cannot be read as a PyTorch state dict ({exc.__class__.__name__})") from exc
-    if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
-        state = state["state_dict"]
-    if not isinstance(state, Mapping):
-        raise FermixError(f"{path} holds a {type(state).__name__}, not a state dict")
-    return state
+    """A released `.pth` state dict (one file per teacher / student), read with weights_only=True."""
+    return read_state_dict(path, what="the released multitask model")
 
 
 def _order(original: Sequence[str], target: Sequence[str], what: str, source: str) -> list[int]:
@@ -226,26 +214,6 @@ def affwild2_info(image_size: int) -> DataInfo:
     )
 
 
-def compose_config(overrides: Sequence[str]) -> dict[str, Any]:
-    """The resolved `fermix train` config for `overrides`, as a plain dict without the hydra section."""
-    from hydra import compose, initialize_config_dir
-
-    from fermix.cli import config_dir
-    from fermix.engine.build import plain
-    from fermix.engine.rundir import register_resolvers
-
-    register_resolvers()
-    try:
-        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            cfg = compose(config_name="train", overrides=list(overrides))
-    except FermixError:
-        raise
-    except Exception as exc:  # Hydra's composition and override-parsing errors
-        reason = " ".join(str(exc).split()) or exc.__class__.__name__
-        raise FermixError(f"cannot compose the multitask config from {' '.join(overrides)}: {reason}") from exc
-    return plain(cfg)
-
-
 def write_checkpoint(
     teacher: str | Path,
     students: Sequence[str | Path],
@@ -261,78 +229,24 @@ def write_checkpoint(
     train` overrides (e.g. `dataset.root=PATH`). The backbone is built without pretrained weights:
     every weight comes from the release. Returns the checkpoint's `fermix` section.
     """
-    from fermix.data.transforms import preprocessing_spec
-    from fermix.engine.build import build_method
-    from fermix.engine.checkpoint import FORMAT, FORMAT_VERSION, provenance, save_atomic
+    from fermix.engine.imported import compose_train_config, file_sha256, reference_state, write_imported_checkpoint
 
     members = [f"method.n_students={len(students)}"] if students else ["method.stages=teacher"]
-    config = compose_config(
+    config = compose_train_config(
         ["method=multitask", "dataset=affwild2", "backbone=resnet50_ferplus", *members, *overrides,
-         "backbone.pretrained=null"]
+         "backbone.pretrained=null"],
+        what="multitask",
     )  # fmt: skip
     info = affwild2_info(int(config["data"]["image_size"]))
-    with torch.device("meta"):
-        reference = build_method(config["method"], config["backbone"], info).state_dict()
+    reference = reference_state(config, info)
     state = convert_released(
         teacher, students, reference, info.label_space.classes, info.extras["au_names"], thresholds
     )
     files = {"teacher": Path(teacher), **{f"student{k}": Path(p) for k, p in enumerate(students)}}
-    meta: dict[str, Any] = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "method": config["method"]["name"],
-        "dataset": config["dataset"]["name"],
-        "config": config,
-        "label_space": info.label_space.to_dict(),
-        "data_info": info.to_dict(),
-        "preprocessing": preprocessing_spec(config["data"]),
-        "data_fingerprints": {},
-        "split_sizes": {},
-        "provenance": {
-            **provenance(),
-            "imported_from": {
-                "repository": SOURCE_REPOSITORY,
-                "commit": SOURCE_COMMIT,
-                "files": {name: {"file": str(p.resolve()), "sha256": _sha256(p)} for name, p in files.items()},
-                "au_thresholds": None if thresholds is None else [float(t) for t in thresholds],
-            },
-        },
-        "metrics": {"val": {}},
-        "epoch": 0,
-        "global_step": 0,
+    imported_from = {
+        "repository": SOURCE_REPOSITORY,
+        "commit": SOURCE_COMMIT,
+        "files": {name: {"file": str(p.resolve()), "sha256": file_sha256(p)} for name, p in files.items()},
+        "au_thresholds": None if thresholds is None else [float(t) for t in thresholds],
     }
-    checkpoint = {
-        "epoch": 0,
-        "global_step": 0,
-        "state_dict": {STATE_PREFIX + k: v for k, v in state.items()},
-        "fermix": meta,
-    }
-    save_atomic(checkpoint, Path(out_path))
-    verify_checkpoint(out_path)
-    return meta
-
-
-def verify_checkpoint(path: str | Path) -> None:
-    """Load `path` as `fermix test` does and fit its weights strictly into a model rebuilt from its config."""
-    from fermix.engine.build import build_method
-    from fermix.engine.checkpoint import load_checkpoint
-
-    ckpt = load_checkpoint(path)
-    meta = ckpt["fermix"]
-    with torch.device("meta"):
-        model = build_method(
-            meta["config"]["method"], meta["config"]["backbone"], DataInfo.from_dict(meta["data_info"])
-        )
-    state = {k.removeprefix(STATE_PREFIX): v for k, v in ckpt["state_dict"].items() if k.startswith(STATE_PREFIX)}
-    expected = model.state_dict()
-    wrong = [k for k in expected if k not in state or tuple(state[k].shape) != tuple(expected[k].shape)]
-    if wrong or set(state) - set(expected):
-        raise FermixError(f"the checkpoint written to {path} does not load into the model its config builds")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return write_imported_checkpoint(out_path, config, info, state, imported_from)
