@@ -153,3 +153,10 @@ def test_a_teacher_checkpoint_that_does_not_exist_is_refused_in_one_sentence(tmp
     missing = tmp_path / "nope.ckpt"
     args = ["train", *_tiny(tmp_path, f"method.teacher_ckpt={missing}"), f"hydra.run.dir={tmp_path / 'run'}"]
     assert_one_sentence_error(fermix_main(args, tmp_path), "nope.ckpt", "does not exist")
+
+
+def test_a_debug_preset_caps_every_stage_at_its_max_epochs(tmp_path):
+    run = tmp_path / "r"
+    run_train_in_process(_tiny(tmp_path, "debug=smoke", "method.student_epochs=3"), run)
+    for stage in ("teacher", "student0", "student1"):  # smoke: max_epochs 1; the stages ask for 2 and 3
+        assert json.loads((run / "checkpoints" / stage / "done.json").read_text())["epochs"] == 1

@@ -165,10 +165,17 @@ def _log_start(trainer: pl.Trainer, cfg: DictConfig, method: Any, info: Any, run
             "training %s on %s (%s) in %s; split sizes %s",
             method.name,
             cfg.dataset.name,
-            ", ".join(info.label_space.classes),
+            _class_list(info.label_space.classes),
             run_dir,
             meta["split_sizes"],
         )
+
+
+def _class_list(classes: tuple[str, ...], shown: int = 12) -> str:
+    """The class names for the start line; hundreds (synthetic_identity's people) as first, last and count."""
+    if len(classes) <= shown:
+        return ", ".join(classes)
+    return f"{', '.join(classes[:3])}, ..., {classes[-1]}: {len(classes)} classes"
 
 
 # --- staged methods (multitask: teacher, then students) --------------------------------------
@@ -183,6 +190,7 @@ def _run_stages(cfg: DictConfig, run_dir: Path, module: FermixModule, dm: Fermix
     method = module.method
     stages = method.stages()
     _refuse_trainer_epochs(method.name, stages)
+    cap = _debug_epoch_cap(cfg)
     trainer_cfg, _ = _trainer_cfg(cfg, method)
     resume = cfg.get("resume")
     if resume not in (None, "", "none", "auto"):
@@ -210,12 +218,14 @@ def _run_stages(cfg: DictConfig, run_dir: Path, module: FermixModule, dm: Fermix
         method.begin_stage(stage)
         last = stage_dir / "last.ckpt"
         ckpt_path = str(last) if resume == "auto" and last.is_file() else None
-        stage_cfg = {**trainer_cfg, "max_epochs": stage.max_epochs}
+        stage_epochs = min(stage.max_epochs, cap) if cap is not None else stage.max_epochs
+        stage_cfg = {**trainer_cfg, "max_epochs": stage_epochs}
         trainer = _trainer(cfg, run_dir, stage_dir, stage_cfg, stage.name, resume=ResumePoint.of(ckpt_path))
         if ckpt_path:
             warnings.filterwarnings("ignore", message=r".*exists and is not empty.*")
         if trainer.is_global_zero:
-            log.info("stage %s: %d epochs, seed %d", stage.name, stage.max_epochs, seed)
+            capped = f" (debug={_debug_choice()} caps {stage.max_epochs})" if stage_epochs != stage.max_epochs else ""
+            log.info("stage %s: %d epochs%s, seed %d", stage.name, stage_epochs, capped, seed)
         trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
         if trainer.interrupted:
             raise FermixError(f"training was interrupted; resume with resume=auto hydra.run.dir={run_dir}")
@@ -250,6 +260,22 @@ def _refuse_trainer_epochs(method_name: str, stages: list[Stage]) -> None:
     raise FermixError(
         f"trainer.max_epochs does not apply to method {method_name}, whose stages set their own epochs; {instead}"
     )
+
+
+def _debug_choice() -> str | None:
+    """The `debug=` preset the run was composed with (smoke, overfit, ...), or None."""
+    if not HydraConfig.initialized():
+        return None
+    choice = HydraConfig.get().runtime.choices.get("debug")
+    return None if choice in (None, "null", "none") else str(choice)
+
+
+def _debug_epoch_cap(cfg: DictConfig) -> int | None:
+    """A debug preset's trainer.max_epochs caps every stage (`debug=smoke`: one epoch each), so the preset does what
+    it says for staged methods too; outside a debug preset the stages' own epochs apply."""
+    if _debug_choice() is None or cfg.trainer.get("max_epochs") is None:
+        return None
+    return int(cfg.trainer.max_epochs)
 
 
 def trainer_is_global_zero() -> bool:
