@@ -107,6 +107,10 @@ DATASETS = Registry(
             "fermix.data.synthetic.dataset:SyntheticDataset",
             "synthetic preset: three disjoint single-task training sets (expr / au / va)",
         ),
+        "synthetic_identity": Entry(
+            "fermix.data.synthetic.dataset:SyntheticDataset",
+            "synthetic preset: 300 people (none in any expression split) to classify by identity, for pretraining",
+        ),
         "mixbasic": Entry(
             "fermix.data.datasets.mixbasic:MixBasicDataset",
             "CK+ / MMI / Oulu-CASIA aligned faces, emotion_labels.pkl and the bias100/bias90 fold CSVs (IERN)",

@@ -9,6 +9,7 @@ import torch
 from rich.console import Console
 
 from fermix.engine.artifacts import (
+    confusion_figure,
     format_metrics_table,
     plot_confusion_matrix,
     print_metrics_table,
@@ -66,6 +67,17 @@ def test_confusion_png_with_raw_counts_from_tensor(tmp_path):
     path = tmp_path / "c.png"
     plot_confusion_matrix(path, torch.tensor([[5, 1], [0, 0]]), ["a", "b"], normalize=False)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_confusion_of_hundreds_of_classes_stays_small_and_quick(tmp_path):
+    """synthetic_identity's 300 people: no per-cell text, every k-th class named, a bounded picture."""
+    names = [f"person{i:04d}" for i in range(300)]
+    confusion = np.random.default_rng(0).integers(0, 5, size=(300, 300))
+    fig = confusion_figure(confusion, names)
+    ax = fig.axes[0]
+    assert not ax.texts and len(ax.get_xticks()) <= 30 and max(fig.get_size_inches()) <= 13
+    plot_confusion_matrix(tmp_path / "c.png", confusion, names)
+    assert max(cv2.imread(str(tmp_path / "c.png")).shape[:2]) <= 2000
 
 
 def test_metrics_table_lists_every_metric_with_four_decimals_aligned():

@@ -66,6 +66,11 @@ def get_label_space(name: str) -> LabelSpace:
     return LABEL_SPACES[name]
 
 
+def identity_label_space(n: int) -> LabelSpace:
+    """`n` people as classes (`person0000`, ...): the synthetic identity-pretraining preset's labels."""
+    return LabelSpace(f"identity{n}", tuple(f"person{i:04d}" for i in range(n)))
+
+
 # Native spellings -> basic names. Only used to map a dataset's class names into a named space.
 ALIASES: dict[str, str] = {
     "happiness": "happy",

@@ -186,6 +186,14 @@ def _load_local_weights(model: Backbone, path: str, torchvision_layout: bool = F
                     renamed[new + key[len(old) :]] = value
                     break
         state = renamed
+    own = model.state_dict()
+    wrong = [k for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    if wrong:
+        k = wrong[0]
+        raise FermixError(
+            f"{file} holds weights of another architecture or width: {k} is {tuple(state[k].shape)} there but "
+            f"{tuple(own[k].shape)} in this backbone ({len(wrong)} tensors differ)"
+        )
     missing, _unexpected = model.load_state_dict(state, strict=False)
     if missing:
         raise FermixError(f"{file} lacks {len(missing)} backbone weights (first: {missing[0]})")

@@ -20,6 +20,16 @@ GENERATOR_VERSION = 2
 
 FOLDS = ("v1", "v2", "v3")
 
+# Global subject ids of the identity preset's people start here; no expression split may reach it
+# (validate), and a person's face is drawn from (data seed, subject id), so for every pair of data
+# seeds the identity people are other faces than any expression split's people.
+IDENTITY_BASE = 1_000_000
+IDENTITY_DESIGN_VERSION = 2  # bump when the identity split tables change (only task=identity caches)
+
+# Fields added after caches existed: left out of the cache key at their defaults, so the key of
+# every expression config (and with it every existing cache) is unchanged.
+_KEY_DEFAULTS_OMITTED = {"task": "expression", "identities": 300}
+
 
 @dataclass(frozen=True)
 class SyntheticConfig:
@@ -53,10 +63,15 @@ class SyntheticConfig:
     partial: str = "none"  # none | disjoint (train: one task per sample) | random
     partial_fraction: float = 0.5  # random: chance each task's label is kept
     domain_styles: tuple[str, ...] = ()  # empty = the built-in styles in order
+    task: str = "expression"  # expression | identity (the label is the person; *_per_cell count per person)
+    identities: int = 300  # task=identity: how many people (all in train, val and test)
 
     def key(self) -> str:
         """A short hash of everything that determines the generated data."""
-        payload = json.dumps({"version": GENERATOR_VERSION, **dataclasses.asdict(self)}, sort_keys=True)
+        fields = {k: v for k, v in dataclasses.asdict(self).items() if _KEY_DEFAULTS_OMITTED.get(k, ...) != v}
+        if self.task == "identity":
+            fields["identity_design"] = IDENTITY_DESIGN_VERSION
+        payload = json.dumps({"version": GENERATOR_VERSION, **fields}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     @classmethod
@@ -105,4 +120,13 @@ class SyntheticConfig:
             bad("per-cell sample counts cannot be negative.")
         if len(self.subjects_per_domain) != 3 or min(self.subjects_per_domain) < 1:
             bad("subjects_per_domain needs three positive counts (train, val, test).")
+        if sum(self.subjects_per_domain) * self.num_domains >= IDENTITY_BASE:
+            bad(f"subjects_per_domain x num_domains reaches the identity preset's people (ids from {IDENTITY_BASE}).")
+        if self.task not in ("expression", "identity"):
+            bad(f"task={self.task} is not expression or identity.")
+        if self.task == "identity":
+            if not 2 <= self.identities <= IDENTITY_BASE:
+                bad(f"identities={self.identities} is outside 2..{IDENTITY_BASE}.")
+            if self.bias != "none" or self.noise > 0 or self.partial != "none":
+                bad("task=identity labels people: it takes no bias, label noise or partial labels.")
 

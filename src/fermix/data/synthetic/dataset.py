@@ -1,6 +1,7 @@
 """`dataset=synthetic`: the procedural face benchmark as a dataset adapter.
 
-Train, val and test are generated (never carved), with disjoint subjects. Every sample carries
+Train, val and test are generated (never carved), with disjoint subjects (`dataset=synthetic_identity`,
+task=identity: the same people in every split, labelled by who they are). Every sample carries
 image, landmarks, expr (observed, possibly noisy or -1), expr_clean, expr_soft, au (occurrence,
 NaN where unlabelled), au_intensity, va, domain, subject and sample_id.
 """
@@ -99,9 +100,14 @@ class SyntheticDataset:
         m = data.meta
         n_cls = self.label_space.num_classes
         soft = np.zeros(n_cls, np.float32)
-        soft[m["cls"][i]] += m["blend_w"][i]
-        if m["blend_cls"][i] >= 0:
-            soft[m["blend_cls"][i]] += 1.0 - m["blend_w"][i]
+        if self.config.task == "identity":  # the label is the person, never noisy; `cls` is the expression drawn
+            clean = int(m["expr"][i])
+            soft[clean] = 1.0
+        else:
+            clean = int(m["cls"][i])
+            soft[clean] += m["blend_w"][i]
+            if m["blend_cls"][i] >= 0:
+                soft[m["blend_cls"][i]] += 1.0 - m["blend_w"][i]
         intensity = m["au_intensity"][i]
         au = (intensity >= self.config.au_threshold).astype(np.float32)
         if not m["has_au"][i]:
@@ -112,7 +118,7 @@ class SyntheticDataset:
             "image": np.array(data.images[i]),  # a writable copy of the memory-mapped row
             "landmarks": m["landmarks"][i].copy(),
             "expr": int(m["expr"][i]),
-            "expr_clean": int(m["cls"][i]),
+            "expr_clean": clean,
             "expr_soft": soft,
             "au": au,
             "au_intensity": np.asarray(intensity, np.float32),

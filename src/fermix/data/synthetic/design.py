@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fermix.data.label_spaces import LabelSpace, canonical_name, get_label_space
-from fermix.data.synthetic.config import FOLDS, SyntheticConfig
+from fermix.data.label_spaces import LabelSpace, canonical_name, get_label_space, identity_label_space
+from fermix.data.synthetic.config import FOLDS, IDENTITY_BASE, SyntheticConfig
 from fermix.data.synthetic.render import DomainStyle
 from fermix.errors import FermixError
 
@@ -46,12 +46,15 @@ _LATIN_ORDER = ("anger", "disgust", "fear", "happy", "sad", "surprise", "contemp
 
 
 def label_space(cfg: SyntheticConfig) -> LabelSpace:
+    """What the model predicts: the expressions, or with task=identity the people."""
+    if cfg.task == "identity":
+        return identity_label_space(cfg.identities)
     return get_label_space(cfg.classes)
 
 
 def class_names(cfg: SyntheticConfig) -> list[str]:
-    """Canonical (basic) names of the classes, in label-space order: prototype lookup keys."""
-    return [canonical_name(c) for c in label_space(cfg).classes]
+    """Canonical (basic) names of the expression classes drawn, in `cfg.classes` order: prototype lookup keys."""
+    return [canonical_name(c) for c in get_label_space(cfg.classes).classes]
 
 
 def domain_styles(cfg: SyntheticConfig) -> list[DomainStyle]:
@@ -140,6 +143,8 @@ class SplitTable:
 
 
 def split_table(cfg: SyntheticConfig, split: str) -> SplitTable:
+    if cfg.task == "identity":
+        return _identity_table(cfg, split)
     counts = cell_counts(cfg, split)
     k_dom, n_cls = counts.shape
     domain = np.repeat(np.repeat(np.arange(k_dom), n_cls), counts.reshape(-1))
@@ -179,6 +184,41 @@ def split_table(cfg: SyntheticConfig, split: str) -> SplitTable:
             has_expr, has_au, has_va = (mrng.random((3, n)) < cfg.partial_fraction).astype(bool)
     expr = np.where(has_expr, expr, -1)
     return SplitTable(split, cls, domain, subject, blend_cls, blend_w, expr, has_au, has_va)
+
+
+def _identity_table(cfg: SyntheticConfig, split: str) -> SplitTable:
+    """task=identity: every person in every split (different samples), the label is the person.
+
+    Person p is global subject IDENTITY_BASE + p, an id no expression split reaches, so its face
+    (drawn from data seed and subject id) is nobody's in any expression split of any data seed.
+    Within a split each person's samples cycle through every capture style and every expression
+    class from a random start (then shuffled; intensities drawn later from `cfg.intensity`), so
+    neither style nor expression tells people apart, and a split with fewer samples per person than
+    classes still holds every class.
+    """
+    per = {"train": cfg.train_per_cell, "val": cfg.val_per_cell, "test": cfg.test_per_cell}[split]
+    n_cls = len(class_names(cfg))
+    rng = np.random.default_rng([cfg.seed, 19, SPLIT_CODE[split]])
+    slots = np.arange(per)
+    person = np.repeat(np.arange(cfg.identities), per)
+
+    def cycle(k: int) -> np.ndarray:  # each value once per k slots, starting at a random one
+        return np.concatenate([rng.permutation((slots + rng.integers(k)) % k) for _ in range(cfg.identities)])
+
+    domain, cls = cycle(cfg.num_domains), cycle(n_cls)
+    order = rng.permutation(len(person))
+    person, domain, cls = person[order], domain[order].astype(np.int64), cls[order].astype(np.int64)
+    n = len(person)
+    blend_cls = np.full(n, -1, dtype=np.int64)
+    blend_w = np.ones(n)
+    if cfg.ambiguity > 0 and n_cls > 1:
+        blended = rng.random(n) < cfg.ambiguity
+        other = (cls + rng.integers(1, n_cls, n)) % n_cls
+        blend_cls[blended] = other[blended]
+        blend_w[blended] = rng.uniform(*cfg.blend_weight, int(blended.sum()))
+    ones = np.ones(n, dtype=bool)
+    return SplitTable(split, cls, domain, IDENTITY_BASE + person, blend_cls, blend_w, person.astype(np.int64), ones,
+                      ones.copy())  # fmt: skip
 
 
 def _noisy(cfg: SyntheticConfig, cls: np.ndarray, rng: np.random.Generator) -> np.ndarray:
