@@ -2,35 +2,55 @@
 
 Data: dataset=synthetic_mm with its defaults (IEMOCAP-shaped: 4 emotions as 4 binary tasks, text 300-d /
 audio 74-d / vision 35-d, 20 aligned steps; vision is the shortcut, a clean code of the label with
-probability rho = 0.8 in train and val), in both genuine-signal regimes: `interaction` (the label is
-only recoverable from text and audio together) and `additive` (each is informative alone).
+probability rho = 0.8 in train; genuine separation frozen by the gate, docs/results/causalmer.md), in both
+genuine-signal regimes: `interaction` (the label is only recoverable from text and audio together) and
+`additive` (each is informative alone).
 Models, each with its CPU recipe (method_dataset/<method>_synthetic_mm.yaml: 15 epochs, batch 32,
 1-layer MulT, MLP branches, the original's optimiser and LRs, clip 0.8):
   mult            the plain fused MulT
   causalmer_mask  CausalMER, fusion=mask (the released configuration), TIE prediction
   causalmer_sum   CausalMER, fusion=sum (the paper's Sec. 4.3), TIE prediction
-Each is selected on validation (val/avg_acc, the shortcut as in training) and tested, without
-retraining, on four versions of the same test samples that differ only in the shortcut modality:
-iid (as training), random (a random code), reversed (the code of the next class), zeroed (vision
-all zeros). Metric: avg_acc (mean of the 4 emotions' accuracies; all-"absent" scores 0.75).
-Seeds 0, 1, 2 (data seed = training seed). Two runs at a time, one thread each.
+  mult_novision   the gate's model: mult with vision removed in every split (dataset.remove=v), the
+                  shortcut-free reference (trained once per regime and seed: its validation has no shortcut)
+Two selections from one training: the validation split also holds a shortcut-free twin of its samples
+(dataset.val_twin=random, reported as val/twin_*; with 15 epochs the plateau schedule, patience 20, never acts,
+so validation does not steer training):
+  val_shortcut  best.ckpt on val/avg_acc, the validation copy whose shortcut is as in training
+  val_free      best_twin.ckpt on val/twin_avg_acc, the copy whose shortcut is a random code
+Each selected checkpoint is tested, without retraining, on four versions of the same
+test samples that differ only in vision: iid, random, reversed ((y + 1) mod 4), zeroed. Metrics: avg_acc
+(mean of the 4 binary accuracies; all-"absent" = 0.75) and top1_acc (the same logits read as one 4-way
+choice, chance 0.25), plus te_/m_/t_/a_/v_ versions for causalmer. Seeds 0, 1, 2 (data seed = training
+seed). One run at a time, one thread. Order: seed-major over regimes and models, then mult_novision.
 
-    nice -n 10 python benchmarks/causalmer_synthetic.py [--seeds 0 1 2] [--out runs/bench_causalmer]
+    nice -n 10 python benchmarks/causalmer_synthetic.py [--seeds 0 1 2] [--out runs/bench_causalmer_gate]
+    python benchmarks/causalmer_synthetic.py --quick    # 1 seed, 5 epochs, interaction, val_shortcut only
+                                                        # (default out runs/bench_causalmer_gate_quick)
 
-Resumable: a finished training (summary.json) or test (test_<variant>/summary.json) is not redone.
+Resumable: a finished training (summary.json) or test (test_<selection>_<variant>/summary.json) is not redone.
+Layout: OUT/<regime>/<model>/seed<s>/ (a fermix run dir, test_<selection>_<variant>/ inside).
+
+Output OUT/results.json (rewritten after every run, so a partial grid is readable):
+  {"protocol": {"seeds": [...], "quick": bool, "extra": [overrides], "models": {...}, "variants": [...]},
+   "runs": [{"selection", "regime", "model", "seed", "train_seconds" (only when trained by this call),
+             "best_epoch" (of best.ckpt), "test": {variant: {metric: value}},
+             "epochs": [{"epoch": e, "val/avg_acc": .., "val/te_avg_acc": .., "val/c_t": .., ...}]}],
+   "summary": {"<selection>/<regime>/<model>/<variant>/<metric>": {"mean", "std", "n"}}}
+and OUT/table.md (the tables of docs/results/causalmer.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from fermix.utils.io import atomic_write_json, atomic_write_text
 
@@ -39,9 +59,17 @@ MODELS = {
     "mult": ["method=mult"],
     "causalmer_mask": ["method=causalmer", "method.fusion=mask"],
     "causalmer_sum": ["method=causalmer", "method.fusion=sum"],
+    "mult_novision": ["method=mult", "dataset.remove=v"],
 }
+COMPARED = ("mult", "causalmer_mask", "causalmer_sum")
+SELECTIONS = {"val_shortcut": "best.ckpt", "val_free": "best_twin.ckpt"}  # which checkpoint each selection tests
+TWIN = ["dataset.val_twin=random", "checkpoint.extra=[{name:best_twin,monitor:val/twin_avg_acc,mode:max}]"]
 REGIMES = ("interaction", "additive")
 VARIANTS = ("iid", "random", "reversed", "zeroed")
+METRICS = ("avg_acc", "top1_acc", "te_avg_acc", "te_top1_acc", "m_avg_acc", "m_top1_acc")
+EPOCH_KEYS = tuple(f"val/{p}{k}" for p in ("", "twin_") for k in ("avg_acc", "top1_acc", "te_avg_acc", "te_top1_acc",
+                   "m_avg_acc", "m_top1_acc", "t_avg_acc", "a_avg_acc", "v_avg_acc"))  # fmt: skip
+EPOCH_KEYS += ("val/loss", "val/c_t", "val/c_a", "val/c_v", "train/loss_epoch")
 SHARED = ["dataset=synthetic_mm", "data.num_workers=0", "trainer.accelerator=cpu", "logger=csv", "progress=none"]
 
 
@@ -50,59 +78,136 @@ def _fermix(args: list[str]) -> None:
     subprocess.run([sys.executable, "-m", "fermix", *args], check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
 
 
-def run_one(out: Path, regime: str, model: str, seed: int) -> dict[str, float]:
-    """Train (if needed) and test on every variant; returns {variant: avg_acc} and the train time."""
+def _epochs(run: Path) -> list[dict[str, float]]:
+    """Per-epoch validation metrics the method logged (csv logger): TIE, TE, MulT, branches, constants."""
+    path = run / "csv" / "metrics.csv"
+    if not path.is_file():
+        return []
+    by_epoch: dict[int, dict[str, float]] = {}
+    with path.open() as f:
+        for row in csv.DictReader(f):
+            if not row.get("epoch"):
+                continue
+            entry = by_epoch.setdefault(int(float(row["epoch"])), {})
+            for key in EPOCH_KEYS:
+                if row.get(key) not in (None, ""):
+                    entry[key] = float(row[key])
+    return [{"epoch": e, **v} for e, v in sorted(by_epoch.items()) if v]
+
+
+def train(out: Path, regime: str, model: str, seed: int, extra: list[str]) -> tuple[Path, float | None]:
+    """The run dir, trained if it was not; the training's seconds when this call trained it."""
     run = out / regime / model / f"seed{seed}"
-    result: dict[str, float] = {}
-    if not (run / "summary.json").is_file():
-        start = time.monotonic()
-        _fermix(["train", *SHARED, *MODELS[model], f"dataset.regime={regime}", f"dataset.seed={seed}", f"seed={seed}",
-                 f"hydra.run.dir={run}"])  # fmt: skip
-        result["train_seconds"] = round(time.monotonic() - start, 1)
-    ckpt = json.loads((run / "summary.json").read_text())["best_checkpoint"]
-    for variant in VARIANTS:
-        test_dir = run / f"test_{variant}"
+    if (run / "summary.json").is_file():
+        return run, None
+    twin = [] if model == "mult_novision" else TWIN  # vision removed: its twin would be the same samples
+    start = time.monotonic()
+    _fermix(["train", *SHARED, *MODELS[model], *twin, *extra, f"dataset.regime={regime}", f"dataset.seed={seed}",
+             f"seed={seed}", f"hydra.run.dir={run}"])  # fmt: skip
+    return run, round(time.monotonic() - start, 1)
+
+
+def test(run: Path, selection: str, model: str) -> dict[str, dict[str, float]]:
+    """{variant: {metric: value}} of one selected checkpoint on the test variants."""
+    result = {}
+    for variant in ("iid",) if model == "mult_novision" else VARIANTS:  # without vision the variants coincide
+        test_dir = run / f"test_{selection}_{variant}"
         if not (test_dir / "summary.json").is_file():
+            ckpt = run / "checkpoints" / SELECTIONS[selection]
             _fermix(["test", f"ckpt={ckpt}", f"dataset.test_variant={variant}", f"hydra.run.dir={test_dir}"])
-        result[variant] = float(json.loads((test_dir / "summary.json").read_text())["metrics"]["test"]["avg_acc"])
-    print(f"{regime} {model} seed {seed}: " + " ".join(f"{v} {result[v]:.3f}" for v in VARIANTS), flush=True)
+        metrics = json.loads((test_dir / "summary.json").read_text())["metrics"]["test"]
+        result[variant] = {k: float(metrics[k]) for k in METRICS if k in metrics}
     return result
 
 
-def table(results: dict[tuple[str, str, int], dict[str, float]], seeds: list[int]) -> str:
-    lines = []
-    for regime in REGIMES:
-        lines += [f"### regime `{regime}` (test avg_acc, mean ± std over seeds {', '.join(map(str, seeds))})", "",
-                  "| model | " + " | ".join(VARIANTS) + " |", "|---|" + "---|" * len(VARIANTS)]  # fmt: skip
-        for model in MODELS:
-            cells = []
-            for v in VARIANTS:
-                xs = [results[(regime, model, s)][v] for s in seeds if (regime, model, s) in results]
-                sd = statistics.stdev(xs) if len(xs) > 1 else float("nan")
-                cells.append(f"{statistics.mean(xs):.3f} ± {sd:.3f}" if xs else "—")
-            lines.append(f"| {model} | " + " | ".join(cells) + " |")
-        lines += ["", "Per seed, causalmer − mult (iid / random / reversed / zeroed):", ""]
-        for model in ("causalmer_mask", "causalmer_sum"):
-            for s in seeds:
-                a, b = results.get((regime, model, s)), results.get((regime, "mult", s))
-                if a and b:
-                    lines.append(f"- {model}, seed {s}: " + " / ".join(f"{a[v] - b[v]:+.3f}" for v in VARIANTS))
-        lines.append("")
+def run_one(
+    out: Path, regime: str, model: str, seed: int, extra: list[str], selections: tuple[str, ...] = tuple(SELECTIONS)
+) -> list[dict[str, Any]]:
+    """Train (if needed), then test each selection on every variant: one result per selection."""
+    run, seconds = train(out, regime, model, seed, extra)
+    summary = json.loads((run / "summary.json").read_text())
+    results = []
+    for selection in ("val_shortcut",) if model == "mult_novision" else selections:
+        result: dict[str, Any] = {"selection": selection, "regime": regime, "model": model, "seed": seed}
+        if seconds is not None:
+            result["train_seconds"] = seconds
+        result["best_epoch"] = summary.get("best_epoch")
+        result["test"] = test(run, selection, model)
+        result["epochs"] = _epochs(run)
+        cells = " ".join(
+            f"{v} {m['avg_acc']:.3f}/{m.get('top1_acc', float('nan')):.3f}" for v, m in result["test"].items()
+        )
+        print(f"{regime} {model} seed {seed} {selection}: {cells} (avg_acc/top1_acc)", flush=True)
+        results.append(result)
+    return results
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    cells: dict[str, list[float]] = {}
+    for r in runs:
+        for variant, metrics in r["test"].items():
+            for metric, value in metrics.items():
+                cells.setdefault(f"{r['selection']}/{r['regime']}/{r['model']}/{variant}/{metric}", []).append(value)
+    return {
+        k: {"mean": statistics.mean(v), "std": statistics.stdev(v) if len(v) > 1 else float("nan"), "n": len(v)}
+        for k, v in cells.items()
+    }
+
+
+def table(runs: list[dict[str, Any]], seeds: list[int]) -> str:
+    index = {(r["selection"], r["regime"], r["model"], r["seed"]): r["test"] for r in runs}
+    summary = summarise(runs)
+    lines: list[str] = []
+    for selection in SELECTIONS:
+        for regime in REGIMES:
+            for metric in ("avg_acc", "top1_acc"):
+                rows = [m for m in MODELS if any((selection, regime, m, s) in index for s in seeds)]
+                if not rows:
+                    continue
+                lines += [f"#### {selection}, regime `{regime}`: test {metric} (mean ± std, seeds "
+                          f"{', '.join(map(str, seeds))})", "", "| model | " + " | ".join(VARIANTS) + " |",
+                          "|---|" + "---|" * len(VARIANTS)]  # fmt: skip
+                for model in rows:
+                    cells = []
+                    for v in VARIANTS:
+                        cell = summary.get(f"{selection}/{regime}/{model}/{v}/{metric}")
+                        cells.append("—" if cell is None else f"{cell['mean']:.3f} ± {cell['std']:.3f} (n={cell['n']})")
+                    lines.append(f"| {model} | " + " | ".join(cells) + " |")
+                lines += ["", f"Per seed, causalmer − mult, {metric} (iid / random / reversed / zeroed):", ""]
+                for model in ("causalmer_mask", "causalmer_sum"):
+                    for s in seeds:
+                        a, b = index.get((selection, regime, model, s)), index.get((selection, regime, "mult", s))
+                        if a and b:
+                            diffs = " / ".join(f"{a[v][metric] - b[v][metric]:+.3f}" for v in VARIANTS)
+                            lines.append(f"- {model}, seed {s}: {diffs}")
+                lines.append("")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_causalmer")
-    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=None, help="default runs/bench_causalmer_gate[_quick]")
+    parser.add_argument(
+        "--quick", action="store_true", help="1 seed, 5 epochs, interaction regime, val_shortcut selection"
+    )
     args = parser.parse_args()
-    jobs = [(r, m, s) for s in args.seeds for r in REGIMES for m in MODELS]
-    with ThreadPoolExecutor(args.jobs) as pool:
-        done = dict(zip(jobs, pool.map(lambda j: run_one(args.out, *j), jobs), strict=True))
-    atomic_write_json(args.out / "results.json", {"/".join(map(str, k)): v for k, v in done.items()})
-    atomic_write_text(args.out / "table.md", table(done, args.seeds))
-    print(table(done, args.seeds))
+    # a quick run's 5-epoch trainings must never be resumed as finished full ones
+    args.out = args.out or ROOT / "runs" / ("bench_causalmer_gate_quick" if args.quick else "bench_causalmer_gate")
+    seeds = args.seeds[:1] if args.quick else args.seeds
+    extra = ["trainer.max_epochs=5"] if args.quick else []
+    regimes = ("interaction",) if args.quick else REGIMES
+    selections = ("val_shortcut",) if args.quick else tuple(SELECTIONS)
+    jobs = [(r, m, s) for s in seeds for r in regimes for m in COMPARED]
+    jobs += [(r, "mult_novision", s) for s in seeds for r in regimes]
+    protocol = {"seeds": seeds, "quick": args.quick, "extra": extra, "models": MODELS, "selections": SELECTIONS,
+                "twin": TWIN, "variants": list(VARIANTS)}  # fmt: skip
+    runs: list[dict[str, Any]] = []
+    for job in jobs:
+        runs += run_one(args.out, *job, extra, selections)
+        atomic_write_json(args.out / "results.json", {"protocol": protocol, "runs": runs, "summary": summarise(runs)})
+        atomic_write_text(args.out / "table.md", table(runs, seeds))
+    print(table(runs, seeds))
 
 
 if __name__ == "__main__":

@@ -170,6 +170,51 @@ def test_variants_change_only_the_shortcut_modality(variants):
             assert not np.array_equal(ds.arrays["test"]["vision"], base.arrays["test"]["vision"])
 
 
+def test_val_variant_sets_the_validation_shortcut_and_leaves_train_and_test_alone():
+    free, base = _variant("iid", val_variant="random", val=400), _variant("iid", val=400)
+    y = free.codes["valid"]["y"]
+    assert abs(float((free.codes["valid"]["code_vision"] == y).mean()) - 0.25) < 0.08
+    for part in ("train", "test"):
+        np.testing.assert_array_equal(free.arrays[part]["vision"], base.arrays[part]["vision"])
+    for m in ("text", "audio", "labels"):
+        np.testing.assert_array_equal(free.arrays["valid"][m], base.arrays["valid"][m])
+
+
+def test_val_twin_appends_the_validation_samples_with_the_other_shortcut():
+    ds = SyntheticMMDataset({**SMALL, "val_twin": "random", "seed": 4})
+    plain, free = (
+        SyntheticMMDataset({**SMALL, "seed": 4}),
+        SyntheticMMDataset({**SMALL, "seed": 4, "val_variant": "random"}),
+    )
+    n = SMALL["val"]
+    for key in ("text", "audio", "vision", "labels"):
+        np.testing.assert_array_equal(ds.arrays["valid"][key][:n], plain.arrays["valid"][key])
+        np.testing.assert_array_equal(ds.arrays["valid"][key][n:], free.arrays["valid"][key])
+        np.testing.assert_array_equal(ds.arrays["train"][key], plain.arrays["train"][key])
+    rec = ds.records()
+    assert "twin" in ds.keys and rec.groupby("split")["twin"].sum().to_dict() == {"train": 0, "val": n, "test": 0}
+    val = rec[rec["split"] == "val"]
+    assert [ds.load(row)["twin"] for _, row in val.iloc[[0, -1]].iterrows()] == [0, 1]
+    assert "twin" not in plain.keys and "twin" not in plain.load(plain.records().iloc[0])
+
+
+def test_remove_zeroes_a_modality_in_every_split_and_nothing_else():
+    ds, base = SyntheticMMDataset({**SMALL, "remove": "v"}), SyntheticMMDataset(SMALL)
+    assert ds.config.remove == ("vision",) and SyntheticMMDataset({**SMALL, "remove": ["vision"]}).config.remove == (
+        "vision",
+    )
+    for part in ("train", "valid", "test"):
+        assert not ds.arrays[part]["vision"].any() and (ds.codes[part]["code_vision"] == -1).all()
+        for m in ("text", "audio", "labels"):
+            np.testing.assert_array_equal(ds.arrays[part][m], base.arrays[part][m])
+
+
+def test_separation_scales_the_genuine_codes_only():
+    near, far = (SyntheticMMDataset({**SMALL, "separation": s}) for s in (0.5, 3.0))
+    np.testing.assert_array_equal(near.arrays["train"]["vision"], far.arrays["train"]["vision"])
+    assert not np.array_equal(near.arrays["train"]["text"], far.arrays["train"]["text"])
+
+
 def test_another_shortcut_modality_moves_the_genuine_signal():
     ds = SyntheticMMDataset({**SMALL, "shortcut": "text"})
     c = ds.codes["train"]
@@ -210,8 +255,20 @@ def test_written_pickle_reads_back_identically_through_the_real_adapter(tmp_path
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("shape", "mosi"), ("regime", "xor"), ("shortcut", "face"), ("rho", 1.5), ("test_variant", "flipped"),
-     ("train", 0), ("lengths", [20, 20]), ("seed", -1)],
+    [
+        ("shape", "mosi"),
+        ("regime", "xor"),
+        ("shortcut", "face"),
+        ("rho", 1.5),
+        ("test_variant", "flipped"),
+        ("train", 0),
+        ("lengths", [20, 20]),
+        ("seed", -1),
+        ("val_variant", "x"),
+        ("val_twin", "x"),
+        ("remove", "face"),
+        ("separation", 0),
+    ],
 )
 def test_a_bad_option_is_one_sentence(key, value):
     with pytest.raises(FermixError, match=key) as e:

@@ -22,6 +22,7 @@ from fermix.metrics.multimodal import (
     modality_contribution,
     mosei_cls_scores,
     mosei_metrics,
+    top1_accuracy,
     weighted_f1,
 )
 
@@ -106,6 +107,18 @@ def test_iemocap_accepts_torch_tensors_and_refuses_bad_shapes_and_labels():
         iemocap_metrics(logits, labels[:, :3])
     with pytest.raises(ValueError, match="0 \\(absent\\) or 1"):
         iemocap_metrics(logits, labels * 2)
+
+
+def test_top1_accuracy_is_the_k_way_choice_of_the_margins_on_single_label_samples():
+    labels = np.array([[0, 1, 0, 0], [0, 0, 0, 1], [1, 0, 0, 0], [0, 1, 1, 0]])  # the last has two emotions
+    z = np.zeros((4, 4, 2))
+    z[:, :, 0] = 1.0  # "absent" everywhere: avg_acc counts 3 of 4 tasks right on a single-label sample
+    z[0, 1, 1] = 0.5  # the right emotion has the largest margin (-0.5) though every pair says absent
+    z[1, 2, 1] = 3.0  # a wrong emotion wins
+    z[2, 0, 1] = 2.0  # right, and present
+    assert top1_accuracy(z, labels) == pytest.approx(2 / 3)
+    assert iemocap_metrics(z.reshape(4, 8), labels)["top1_acc"] == pytest.approx(2 / 3)
+    assert math.isnan(top1_accuracy(z[3:], labels[3:]))
 
 
 def test_weighted_f1_matches_sklearn_on_multiclass_and_one_sided_vectors():

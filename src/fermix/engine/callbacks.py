@@ -139,7 +139,8 @@ class ExtraCheckpoint(RunCheckpoint):
 
 
 def method_checkpoints(cfg: Mapping[str, Any], ckpt_dir: Path) -> list[Callback]:
-    """The checkpoints the configured method declares in `extra_checkpoints`; none without validation
+    """The checkpoints the configured method declares in `extra_checkpoints`, then those the run asks for in
+    `checkpoint.extra` ([{name, monitor, mode}], e.g. a second selection metric); none without validation
     (checkpoint.monitor null), since each is selected on a validation metric."""
     method = (cfg.get("method") or {}).get("name")
     if not method or cfg["checkpoint"].get("monitor") is None:
@@ -147,7 +148,10 @@ def method_checkpoints(cfg: Mapping[str, Any], ckpt_dir: Path) -> list[Callback]
     from fermix.registry import METHODS
 
     declared = getattr(METHODS.get(str(method)), "extra_checkpoints", ())
-    return [ExtraCheckpoint(ckpt_dir, e.filename, e.monitor, e.mode) for e in declared]
+    specs = [(e.filename, e.monitor, e.mode) for e in declared]
+    extra = cfg["checkpoint"].get("extra") or []
+    specs += [(str(e["name"]), str(e["monitor"]), str(e.get("mode", "max"))) for e in extra]
+    return [ExtraCheckpoint(ckpt_dir, name, monitor, mode) for name, monitor, mode in specs]
 
 
 def build_callbacks(

@@ -38,6 +38,7 @@ __all__ = [
     "mosei_cls_scores",
     "mosei_metrics",
     "removal_settings",
+    "top1_accuracy",
     "weighted_f1",
 ]
 
@@ -98,7 +99,8 @@ def iemocap_metrics(logits: Any, labels: Any, emotions: Sequence[str] = IEMOCAP_
     as the original's `.view(-1, 4, 2)` reads it; `labels` (N, K) with 0 = absent, 1 = present.
     Per emotion the prediction is the argmax of its pair (first index on ties). `avg_acc`, the
     mean of the K accuracies, is CausalMER's model-selection metric (spec §4.1); `avg_f1` is the
-    mean of the K F1s (the original prints it; it selects nothing).
+    mean of the K F1s (the original prints it; it selects nothing); `top1_acc` the K-way reading of the
+    same logits on single-label samples (`top1_accuracy`).
     """
     k = len(emotions)
     z, y = _as_f64(logits), _as_f64(labels)
@@ -121,7 +123,24 @@ def iemocap_metrics(logits: Any, labels: Any, emotions: Sequence[str] = IEMOCAP_
         f1s.append(f1)
     out["avg_acc"] = float(np.mean(accs))
     out["avg_f1"] = float(np.mean(f1s))
+    out["top1_acc"] = top1_accuracy(z, y)
     return out
+
+
+def top1_accuracy(logits: Any, labels: Any) -> float:
+    """The K binary tasks read as one K-way choice: over the samples with exactly one emotion present, how
+    often that emotion has the largest present − absent margin (the argmax of a softmax over the K margins).
+
+    avg_acc over K binary tasks compresses differences (all-"absent" already scores 1 − 1/K; one wrong
+    single-label choice costs 2/K), so single-label data (e.g. `synthetic_mm`) also reports this.
+    `logits` (N, K, 2), `labels` (N, K) in {0, 1}; NaN when no sample has exactly one emotion present.
+    """
+    z, y = _as_f64(logits), _as_f64(labels)
+    single = y.sum(axis=1) == 1
+    if not single.any():
+        return NAN
+    margin = z[single, :, 1] - z[single, :, 0]
+    return float(np.mean(margin.argmax(axis=1) == y[single].argmax(axis=1)))
 
 
 # -------------------------------------------------------------------------------------------- MOSEI

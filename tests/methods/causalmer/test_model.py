@@ -35,7 +35,7 @@ def test_shapes_of_every_output_and_of_the_pairwise_ce_view():
     view, labels = method.task.views(out["logits_te"], b)
     assert view.shape == (12, 2) and labels.shape == (12,)
     predicted = method.predict(b)
-    assert set(predicted) == {"logits", "logits_te", "logits_m", "hidden"}
+    assert set(predicted) == {"logits", "logits_te", "logits_m", "logits_t", "logits_a", "logits_v", "hidden"}
     assert torch.equal(predicted["logits"], out["logits_tie"])
     mosei = build(mosei_info()).eval().predict(batch(3, task="mosei7"))
     assert mosei["logits"].shape == (3, 7) and torch.equal(mosei["expr_logits"], mosei["logits"])
@@ -132,7 +132,9 @@ def test_evaluation_reports_tie_metrics_and_the_te_and_backbone_ablation():
     method = build().eval()
     b = batch(8)
     values = method.evaluation_metrics(method.predict(b), {"expr": b["expr"]})
-    assert {"avg_acc", "acc_happy", "f1_sad", "te_avg_acc", "m_avg_acc"} <= set(values)
+    assert {"avg_acc", "acc_happy", "f1_sad", "te_avg_acc", "m_avg_acc", "top1_acc", "m_top1_acc"} <= set(values)
+    assert {"t_avg_acc", "a_avg_acc", "v_avg_acc", "v_top1_acc"} <= set(values)  # each branch alone
+    assert values["c_t"] == values["c_a"] == values["c_v"] == 0.0  # the constants at their init
 
 
 def test_bad_options_are_refused_in_one_sentence():

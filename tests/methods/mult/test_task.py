@@ -51,7 +51,8 @@ def test_metrics_report_avg_acc_for_both_tasks():
     values = task_of(iemocap_info(), "m").metrics(logits, {"expr": labels})
     assert values["avg_acc"] == pytest.approx((0.5 + 0.5 + 1.0 + 0.5) / 4)
     prefixed = task_of(iemocap_info(), "m").metrics(logits, {"expr": labels}, prefix="te_")
-    assert prefixed == {"te_avg_acc": values["avg_acc"]}
+    assert prefixed == {"te_avg_acc": values["avg_acc"], "te_top1_acc": values["top1_acc"]}
+    assert values["top1_acc"] == 1.0  # only the first sample has one emotion; the tie goes to the first emotion
     mosei = task_of(mosei_info(), "m")
     onehot = F.one_hot(torch.tensor([6, 3]), 7).float()  # predicts +3 and 0
     out = mosei.metrics(onehot, {"score": torch.tensor([2.6, -0.4]), "expr": torch.tensor([6, 3])})

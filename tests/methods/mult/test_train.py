@@ -51,3 +51,18 @@ def test_best_loss_checkpoint_coexists_with_best_ckpt_watching_the_same_metric(t
     pl.Trainer(callbacks=callbacks, logger=False, accelerator="cpu")  # distinct state keys: no duplicate error
     no_validation = {**cfg, "checkpoint": {"monitor": None}}
     assert not any(isinstance(c, ExtraCheckpointCallback) for c in build_callbacks(no_validation, tmp_path, False))
+
+
+def test_a_validation_twin_gives_a_second_selection_from_one_training(tmp_path):
+    # synthetic_mm's val_twin appends the validation samples with a random shortcut; mult reports them as twin_*
+    # and checkpoint.extra keeps best_twin.ckpt on them, next to best.ckpt on the copy that is as in training
+    extra = "checkpoint.extra=[{name:best_twin,monitor:val/twin_avg_acc,mode:max}]"
+    summary = run_train_in_process(
+        ["method=mult", *TINY, "trainer.max_epochs=2", "dataset.val_twin=random", extra], tmp_path
+    )
+    assert {"avg_acc", "top1_acc", "twin_avg_acc", "twin_top1_acc"} <= set(summary["checkpoint_val_metrics"])
+    assert summary["split_sizes"]["val"] == 64  # 32 samples and their twins
+    logged = pd.read_csv(tmp_path / "csv" / "metrics.csv")
+    val = logged.dropna(subset=["val/twin_avg_acc"]).groupby("epoch")["val/twin_avg_acc"].last()
+    best_twin = load_checkpoint(tmp_path / "checkpoints" / "best_twin.ckpt")
+    assert best_twin["epoch"] == val.idxmax()

@@ -21,7 +21,7 @@ from fermix.methods.base import Batch, ExtraCheckpoint, Method, MethodConfig
 from fermix.methods.causalmer.branches import build_branch
 from fermix.methods.causalmer.fusion import check_fusion, counterfactual_outputs
 from fermix.methods.causalmer.losses import kl_loss
-from fermix.methods.mult.task import MultimodalTask, modality_inputs, task_of
+from fermix.methods.mult.task import MultimodalTask, modality_inputs, split_twin, task_of, with_twin
 from fermix.models.mult import MODALITIES, MulT, MulTConfig
 
 # The original's per-group learning rates (main.sh): m_lr, t_lr, a_lr, v_lr, c_{t,a,v}_lr.
@@ -124,17 +124,29 @@ class CausalMER(Method):
         groups.append({"params": list(self.constants.parameters()), "lr": float(lr["constants"]), "name": "constants"})
         return groups
 
+    def _prediction_metrics(self, outputs: dict[str, Tensor], targets: dict[str, Tensor]) -> dict[str, float]:
+        values = self.task.metrics(outputs["logits"], targets)
+        prefixes = (("te_", "logits_te"), ("m_", "logits_m"), ("t_", "logits_t"), ("a_", "logits_a"),
+                    ("v_", "logits_v"))  # fmt: skip
+        for prefix, key in prefixes:
+            if key in outputs:
+                values.update(self.task.metrics(outputs[key], targets, prefix=prefix))
+        return values
+
     # --- inference ----------------------------------------------------------------------------
     def predict(self, batch: Batch) -> dict[str, Tensor]:
         out = self(batch)
         tie = out["logits_tie"]
-        return {"logits": tie, "logits_te": out["logits_te"], "logits_m": out["logits_m"], "hidden": out["hidden"],
-                **self.task.prediction_outputs(tie)}  # fmt: skip
+        branches = {k: out[k] for k in ("logits_t", "logits_a", "logits_v")}
+        return with_twin(batch, {"logits": tie, "logits_te": out["logits_te"], "logits_m": out["logits_m"], **branches,
+                                 "hidden": out["hidden"], **self.task.prediction_outputs(tie)})  # fmt: skip
 
     def evaluation_metrics(self, outputs: Mapping[str, Tensor], targets: Mapping[str, Tensor]) -> dict[str, float]:
-        """The task's metrics of the TIE prediction, plus avg_acc of Z_all (te_) and of MulT alone (m_)."""
-        values = self.task.metrics(outputs["logits"], dict(targets))
-        for prefix, key in (("te_", "logits_te"), ("m_", "logits_m")):
-            if key in outputs:
-                values.update(self.task.metrics(outputs[key], dict(targets), prefix=prefix))
+        """The task's metrics of the TIE prediction, plus avg_acc (and top1_acc) of Z_all (te_), of MulT alone
+        (m_) and of each branch alone (t_, a_, v_), and the constants' current values (c_t, c_a, c_v or c).
+        Validation logs these every epoch (val/...): how TIE, TE, the backbone, the branches and the constants
+        move during training. On a split with a validation twin (synthetic_mm), twin_<metric> of the twin too."""
+        values = split_twin(self._prediction_metrics, outputs, targets)
+        for name, c in self.constants.items():
+            values[name.replace("constant", "c")] = float(c.detach())
         return values

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from fermix.data.info import DataInfo
 from fermix.methods.base import Batch, ExtraCheckpoint, Method, MethodConfig
-from fermix.methods.mult.task import MultimodalTask, modality_inputs, task_of
+from fermix.methods.mult.task import MultimodalTask, modality_inputs, split_twin, task_of, with_twin
 from fermix.models.mult import MulT, MulTConfig
 
 
@@ -47,7 +47,9 @@ class MulTMethod(Method):
 
     def predict(self, batch: Batch) -> dict[str, Tensor]:
         logits, hidden = self(batch)
-        return {"logits": logits, "logits_m": logits, "hidden": hidden, **self.task.prediction_outputs(logits)}
+        out = {"logits": logits, "logits_m": logits, "hidden": hidden, **self.task.prediction_outputs(logits)}
+        return with_twin(batch, out)
 
     def evaluation_metrics(self, outputs: Mapping[str, Tensor], targets: Mapping[str, Tensor]) -> dict[str, float]:
-        return self.task.metrics(outputs["logits"], dict(targets))
+        """The task's metrics; on a split with a validation twin (synthetic_mm), also twin_<metric> of the twin."""
+        return split_twin(lambda o, t: self.task.metrics(o["logits"], t), outputs, targets)

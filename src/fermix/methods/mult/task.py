@@ -10,6 +10,7 @@ criterion on the original's views, the extra prediction keys and the split-level
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,7 +66,8 @@ class MultimodalTask:
     def metrics(self, logits: Tensor, targets: dict[str, Tensor], prefix: str = "") -> dict[str, float]:
         """Split metrics of one logit set (spec §4). `avg_acc` is the selection metric for both tasks:
         IEMOCAP's mean of the 4 accuracies, MOSEI's Acc7 (what the CausalMER code returns as avg_acc).
-        With a prefix only `<prefix>avg_acc` is returned (the backbone-vs-TE-vs-TIE ablation)."""
+        With a prefix only `<prefix>avg_acc` (and IEMOCAP's `<prefix>top1_acc`) is returned (the
+        backbone-vs-TE-vs-TIE ablation)."""
         from fermix.metrics.multimodal import iemocap_metrics, mosei_cls_scores, mosei_metrics
 
         if self.kind == "iemocap4":
@@ -76,7 +78,9 @@ class MultimodalTask:
             values = dict(mosei_metrics(scores, truth, binary=self.mosei_binary))
             values["avg_acc"] = values["acc7"]
         values = {k: float(v) for k, v in values.items()}
-        return {f"{prefix}avg_acc": values["avg_acc"]} if prefix else values
+        if not prefix:
+            return values
+        return {f"{prefix}{k}": values[k] for k in ("avg_acc", "top1_acc") if k in values}
 
 
 def task_of(
@@ -99,6 +103,33 @@ def task_of(
     if regression and "score" not in data_info.keys:
         raise FermixError(f"method {method_name} with mosei_task=regression needs `score`, which the dataset lacks")
     return MultimodalTask(kind, data_info.num_classes, regression, mosei_binary)
+
+
+def with_twin(batch: dict[str, Any], outputs: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Pass a batch's `twin` flag (synthetic_mm's val_twin) through to the outputs, for `split_twin`."""
+    if "twin" in batch:
+        outputs["twin"] = torch.as_tensor(batch["twin"]).reshape(-1)
+    return outputs
+
+
+def split_twin(
+    metrics: Callable[[dict[str, Tensor], dict[str, Tensor]], dict[str, float]],
+    outputs: Mapping[str, Tensor],
+    targets: Mapping[str, Tensor],
+) -> dict[str, float]:
+    """`metrics` of the samples without the twin flag, and `twin_<name>` of those with it (a second validation
+    variant in the same split: one training, two selections); just `metrics` when no sample carries the flag."""
+    if "twin" not in outputs:
+        return metrics(dict(outputs), dict(targets))
+    twin = outputs["twin"].reshape(-1) > 0.5
+
+    def part(mask: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        return {k: v[mask] for k, v in outputs.items() if k != "twin"}, {k: v[mask] for k, v in targets.items()}
+
+    values = metrics(*part(~twin))
+    if bool(twin.any()):
+        values.update({f"twin_{k}": v for k, v in metrics(*part(twin)).items()})
+    return values
 
 
 def modality_inputs(batch: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
