@@ -23,6 +23,10 @@ from typing import Any
 
 import torch
 
+# Golden numbers are written single-threaded and tests/parity/conftest.py replays them so: the
+# summation order of a reduction follows the thread count (see that file).
+torch.set_num_threads(1)
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GOLDEN_ROOT = REPO_ROOT / "tests" / "golden"
 
@@ -84,6 +88,7 @@ def write_golden(method: str, cases: dict[str, dict[str, Any]], meta: dict[str, 
         **meta,
         "cases": sorted(cases),
         "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "created": _dt.date.today().isoformat(),
     }

@@ -84,7 +84,8 @@ def test_the_importers_orders_and_thresholds_are_the_originals() -> None:
 
 def test_the_regenerated_release_has_the_golden_weights() -> None:
     sums = torch.tensor([float(v.double().sum()) for v in released(0).values()], dtype=torch.float64)
-    assert_close("per-tensor sums", sums, load(GOLDEN, "keys")["sums"], atol=0.0, rtol=0.0)  # same recipe, exact
+    # same recipe, same draws: only the float64 summation order (thread count) may move the last bit
+    assert_close("per-tensor sums", sums, load(GOLDEN, "keys")["sums"], atol=0.0, rtol=1e-13)
 
 
 def test_every_fermix_weight_comes_from_the_right_released_tensor(files) -> None:
