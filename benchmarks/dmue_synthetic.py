@@ -11,9 +11,10 @@ Models, same backbone (small_cnn width 16, 64 px), batch 72, Adam lr 1e-3, const
 augmentation (random 64 of 72 crop + flip) and epochs:
   erm         backbone + GAP + linear, cross-entropy; plain shuffling
   dmue            the CPU recipe (method_dataset/dmue_synthetic_noisy.yaml): the uncertainty
-                  MLP and BN-neck scale trained (the recipe's train_ue_head=true), heads at 10× the LR, ramp α = 2 of 10 epochs, γ = 10
+                  MLP and BN-neck scale trained (the recipe's train_ue_head=true): fermix's variant;
+                  heads at 10× the LR, ramp α = 2 of 10 epochs, γ = 10
   dmue_fixed      the same with the uncertainty MLP and the BN-neck scale left at their
-                  initialisation, as the original code does (method.train_ue_head=false
+                  initialisation, as the original code does (the original: method.train_ue_head=false
                   method.train_bnneck_weight=false)
   dmue_gamma1000  the CPU recipe with the paper's γ = 1000 (--models dmue_gamma1000; not in the
                   default grid: it stays at chance, see docs/results/dmue.md)
@@ -22,9 +23,13 @@ Reported: test accuracy of the final epoch (last.ckpt) and of the validation-sel
 dmue the mean uncertainty score s of the flipped (or blended) training samples against the others
 and AUROC(−s → flipped / blended), computed with the final model over the training split.
 
-With --pretrained-trunk every model (erm too) starts from a small_cnn trunk ERM-trained first on synthetic
-faces of another data seed (dataset.seed=7: other people, same expressions; clean labels), a stand-in for
-the paper's face-pretrained ResNet-18 (a stronger one: it learnt expressions, not identities).
+With --trunk expression (the older spelling --pretrained-trunk does the same) every model (erm too) starts
+from a small_cnn trunk ERM-trained first on synthetic faces of another data seed (dataset.seed=7: other
+people, same expressions; clean labels), a stand-in for the paper's face-pretrained ResNet-18 (a stronger one:
+it learnt expressions, not identities). With --trunk identity they start from the trunk trained to tell
+synthetic people apart (the MS-Celeb analogue). benchmarks/pretrain_trunks.py builds and caches both.
+Per run also the final training loss and the final model's accuracy on its un-augmented training split,
+against the labels it trained on (noisy ones included: how much of the noise it memorised).
 
 Then the inference cost of the exported model against the training graph: parameters, forward
 FLOPs (torch.utils.flop_counter) and CPU time per image (one thread), for small_cnn at 64 px and for the
@@ -33,8 +38,12 @@ paper's ResNet-18 at 224 px (C = 8).
     nice -n 10 python benchmarks/dmue_synthetic.py [--seeds 0 1 2] [--epochs 10] [--out runs/bench_dmue]
     nice -n 10 python benchmarks/dmue_synthetic.py --pretrained-trunk --conditions "noise 20%" \
         --models erm dmue dmue_fixed dmue_gamma1000 --out runs/bench_dmue_pretrained --no-cost
+    nice -n 10 python benchmarks/dmue_synthetic.py --trunk identity --conditions "noise 20%" "noise 40%" \
+        "ambiguous 50%" --out runs/bench_dmue_identity --no-cost
 
-Runs are resumable: finished runs (summary.json present) are not retrained.
+Runs are resumable: finished runs (summary.json present) are not retrained. Besides <out>/<table>.json and
+.md, writes <out>/results.json (<out>/results_<table>.json for another --table) in the shared shape of
+benchmarks/_results.py.
 """
 
 from __future__ import annotations
@@ -61,7 +70,10 @@ from fermix.engine.datamodule import FermixDataModule
 from fermix.engine.evaluate import predict_split
 from fermix.methods.dmue import DMUE
 from fermix.methods.dmue.model import batch_is_valid
-from fermix.utils.io import atomic_path, atomic_write_json, atomic_write_text
+from fermix.utils.io import atomic_write_json, atomic_write_text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import TRUNKS, final_train_loss, row, train_accuracy, trunk_overrides, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 CONDITIONS = {
@@ -96,8 +108,9 @@ def _slug(text: str) -> str:
 def _fermix_train(args: list[str]) -> None:
     start = time.monotonic()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # many small ops: one thread is far faster on a busy CPU
-    subprocess.run([sys.executable, "-m", "fermix", "train", *args], check=True, cwd=ROOT, env=env,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "fermix", "train", *args], check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL
+    )
     print(f"  {time.monotonic() - start:.0f} s", flush=True)
 
 
@@ -106,28 +119,18 @@ def train(condition: str, model: str, seed: int, epochs: int, out: Path, extra: 
     if (run_dir / "summary.json").is_file():
         return run_dir
     print(f"training {model} · {condition} · seed {seed} ...", flush=True)
-    _fermix_train([*SHARED, *CONDITIONS[condition], *MODELS[model], *extra, f"seed={seed}",
-                   f"trainer.max_epochs={epochs}", f"hydra.run.dir={run_dir}"])
+    _fermix_train(
+        [
+            *SHARED,
+            *CONDITIONS[condition],
+            *MODELS[model],
+            *extra,
+            f"seed={seed}",
+            f"trainer.max_epochs={epochs}",
+            f"hydra.run.dir={run_dir}",
+        ]
+    )
     return run_dir
-
-
-def pretrained_trunk(out: Path, epochs: int) -> Path:
-    """The backbone of an erm run on clean synthetic faces of data seed 7 (seed 0 is the benchmark's data),
-    as a state dict for backbone.pretrained."""
-    path = (out / "pretrained_trunk.pt").resolve()
-    if path.is_file():
-        return path
-    run_dir = out / "pretrain_erm"
-    if not (run_dir / "summary.json").is_file():
-        print("pretraining the trunk (erm, dataset=synthetic dataset.seed=7) ...", flush=True)
-        shared = [a for a in SHARED if not a.startswith("dataset=")]
-        _fermix_train([*shared, "method=erm", "dataset=synthetic", "dataset.seed=7", "seed=0",
-                       f"trainer.max_epochs={epochs}", f"hydra.run.dir={run_dir}"])
-    state = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["state_dict"]
-    trunk = {k.removeprefix("method.backbone."): v for k, v in state.items() if k.startswith("method.backbone.")}
-    with atomic_path(path) as tmp:
-        torch.save(trunk, tmp)
-    return path
 
 
 def _load(path: Path, augment: bool = True) -> tuple[Any, FermixDataModule]:
@@ -198,6 +201,8 @@ def evaluate(run_dir: Path) -> dict[str, float]:
         "best": clean_test_accuracy(run_dir / "checkpoints" / "best.ckpt"),
     }
     result.update(uncertainty_diagnostic(run_dir / "checkpoints" / "last.ckpt"))
+    result["train_loss"] = final_train_loss(run_dir)
+    result["train_acc"] = train_accuracy(run_dir / "checkpoints" / "last.ckpt")
     return result
 
 
@@ -228,8 +233,14 @@ def inference_cost(backbone: dict[str, Any], num_classes: int, size: int, batch:
     for cost in (training, target):
         cost["ms_per_image"] = 1000 * cost.pop("seconds") / batch
         cost["gflops"] /= batch
-    return {"backbone": backbone["name"], "size": size, "classes": num_classes, "batch": batch,
-            "training_graph": training, "exported": target}
+    return {
+        "backbone": backbone["name"],
+        "size": size,
+        "classes": num_classes,
+        "batch": batch,
+        "training_graph": training,
+        "exported": target,
+    }
 
 
 def _fmt(values: list[float]) -> str:
@@ -257,13 +268,20 @@ def main() -> None:
     parser.add_argument("--table", default="table", help="name of the results files in --out")
     parser.add_argument("--no-cost", action="store_true", help="skip the inference-cost measurement")
     parser.add_argument("--conditions", nargs="+", default=list(CONDITIONS))
-    parser.add_argument("--pretrained-trunk", action="store_true",
-                        help="start every model from a trunk pretrained on synthetic faces of another data seed")
-    parser.add_argument("--pretrain-epochs", type=int, default=8)
+    parser.add_argument("--trunk", choices=TRUNKS, default="none", help="the backbone every model starts from")
+    parser.add_argument("--pretrained-trunk", action="store_true", help="the same as --trunk expression")
+    parser.add_argument(
+        "--pretrain-epochs",
+        type=int,
+        default=None,
+        help="epochs of the trunk's pretraining (default: benchmarks/pretrain_trunks.py's)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
-    extra = [f"backbone.pretrained={pretrained_trunk(args.out, args.pretrain_epochs)}"] if args.pretrained_trunk else []
+    trunk = "expression" if args.pretrained_trunk else args.trunk
+    extra = trunk_overrides(trunk, "small_cnn", 16, epochs=args.pretrain_epochs)
     rows: dict[str, dict[str, list[dict[str, float]]]] = {c: {m: [] for m in args.models} for c in args.conditions}
+    metrics = ("final", "best", "s_clean", "s_flagged", "auroc", "train_loss", "train_acc")
     for seed in args.seeds:
         for condition in args.conditions:
             for model in args.models:
@@ -271,27 +289,51 @@ def main() -> None:
                 result = {"seed": seed, **evaluate(run_dir)}
                 print(condition, model, result, flush=True)
                 rows[condition][model].append(result)
-    atomic_write_json(args.out / f"{args.table}.json", rows)
+                # after every run, so that an interrupted grid's results are readable (n says how many seeds)
+                atomic_write_json(args.out / f"{args.table}.json", rows)
+                shared = [row(m, k, {r["seed"]: r.get(k, float("nan")) for r in rs}, condition=c)
+                          for c, by_model in rows.items() for m, rs in by_model.items() for k in metrics
+                          if any(k in r for r in rs)]  # fmt: skip
+                budget = {"epochs": args.epochs, "seeds": args.seeds, "conditions": args.conditions}
+                name = "results.json" if args.table == "table" else f"results_{args.table}.json"
+                write_results(args.out, "dmue_synthetic", trunk, shared, budget=budget, name=name)
     lines = ["| condition | model | final test acc | best-on-val test acc | s (others) | s (flipped / blended) "
-             "| AUROC(−s → flipped / blended) |", "|---|---|---|---|---|---|---|"]
+             "| AUROC(−s → flipped / blended) | train loss (final) | train acc (final) |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for condition, by_model in rows.items():
         for model, rs in by_model.items():
-            cells = [_fmt([r["final"] for r in rs]), _fmt([r["best"] for r in rs]),
-                     _fmt_s([r.get("s_clean", float("nan")) for r in rs]),
-                     _fmt_s([r.get("s_flagged", float("nan")) for r in rs]),
-                     _fmt_s([r.get("auroc", float("nan")) for r in rs])]
+            cells = [
+                _fmt([r["final"] for r in rs]),
+                _fmt([r["best"] for r in rs]),
+                _fmt_s([r.get("s_clean", float("nan")) for r in rs]),
+                _fmt_s([r.get("s_flagged", float("nan")) for r in rs]),
+                _fmt_s([r.get("auroc", float("nan")) for r in rs]),
+                _fmt_s([r.get("train_loss", float("nan")) for r in rs]),
+                _fmt([r.get("train_acc", float("nan")) for r in rs]),
+            ]
             lines.append(f"| {condition} | {model} | " + " | ".join(cells) + " |")
-    costs = [] if args.no_cost else [inference_cost({"name": "small_cnn", "width": 16}, 7, 64, 72),
-                                     inference_cost({"name": "resnet18"}, 8, 224, 16)]
+    costs = (
+        []
+        if args.no_cost
+        else [
+            inference_cost({"name": "small_cnn", "width": 16}, 7, 64, 72),
+            inference_cost({"name": "resnet18"}, 8, 224, 16),
+        ]
+    )
     if costs:
         atomic_write_json(args.out / "inference_cost.json", costs)
-        lines += ["", "| backbone | input | C | graph | params (M) | GFLOPs / image | CPU ms / image |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| backbone | input | C | graph | params (M) | GFLOPs / image | CPU ms / image |",
+            "|---|---|---|---|---|---|---|",
+        ]
     for cost in costs:
         for graph in ("training_graph", "exported"):
             c = cost[graph]
-            lines.append(f"| {cost['backbone']} | {cost['size']} px | {cost['classes']} | {graph} | "
-                         f"{c['params_M']:.2f} | {c['gflops']:.3f} | {c['ms_per_image']:.2f} |")
+            lines.append(
+                f"| {cost['backbone']} | {cost['size']} px | {cost['classes']} | {graph} | "
+                f"{c['params_M']:.2f} | {c['gflops']:.3f} | {c['ms_per_image']:.2f} |"
+            )
     table = "\n".join(lines)
     print(table)
     atomic_write_text(args.out / f"{args.table}.md", table + "\n")

@@ -13,11 +13,19 @@ Per run: IID and OOD accuracy, and a linear probe (logistic regression on standa
 trained on the training split's features to predict the capture style, scored on the IID test
 split: GAP(e) for IERN, GAP(backbone) for erm. For IERN also d_c's accuracy on e (test IID).
 
+Per run also the final training loss and the final model's accuracy on its (un-augmented) training split.
+
+With --trunk identity (or expression) every model, erm too, starts from that pretrained small_cnn trunk
+(benchmarks/pretrain_trunks.py builds and caches it); --trunk none (the default) is the from-scratch run.
+Fewer than 30 epochs scale the warm-up / constant / decay phases in proportion (a quick check only).
+
 The protocol was fixed before the first run; the numbers are reported as they came out.
 
     python benchmarks/iern_synthetic.py [--seeds 0 1 2] [--epochs 30] [--out runs/bench_iern]
+    nice -n 10 python benchmarks/iern_synthetic.py --trunk identity --out runs/bench_iern_identity
 
-Runs are resumable: finished runs (summary.json present) are not retrained.
+Runs are resumable: finished runs (summary.json present) are not retrained. Writes <out>/results.json
+(the shared shape, benchmarks/_results.py), <out>/per_run.json and <out>/table.md.
 """
 
 from __future__ import annotations
@@ -42,6 +50,9 @@ from fermix.engine.datamodule import FermixDataModule
 from fermix.engine.evaluate import predict_split
 from fermix.utils.io import atomic_write_json, atomic_write_text
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import TRUNKS, final_train_loss, row, train_accuracy, trunk_overrides, write_results
+
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {
     "erm": ["method=erm"],
@@ -61,15 +72,30 @@ SHARED = [
     "checkpoint.monitor=null",
     "trainer.accelerator=cpu",
     "progress=none",
+    "data.num_workers=0",  # per-sample seeding: the data do not depend on it; workers only cost CPU here
 ]
 
 
-def train(model: str, seed: int, epochs: int, out: Path) -> Path:
+def schedule(epochs: int) -> list[str]:
+    """Warm-up 2 + constant 8 + linear decay to the end; under 30 epochs the phases shrink in proportion."""
+    warm = 2 if epochs >= 30 else max(1, round(2 * epochs / 30))
+    hold = 8 if epochs >= 30 else round(8 * epochs / 30)
+    return [f"sched.warmup_epochs={warm}", f"sched.hold_epochs={hold}", f"sched.decay_epochs={epochs - warm - hold}"]
+
+
+def train(model: str, seed: int, epochs: int, out: Path, extra: list[str] | None = None) -> Path:
     run_dir = out / model / f"seed{seed}"
     if (run_dir / "summary.json").is_file():
         return run_dir
-    args = [*SHARED, *MODELS[model], f"seed={seed}", f"trainer.max_epochs={epochs}",
-            f"sched.decay_epochs={epochs - 10}", f"hydra.run.dir={run_dir}"]
+    args = [
+        *SHARED,
+        *MODELS[model],
+        *(extra or []),
+        f"seed={seed}",
+        f"trainer.max_epochs={epochs}",
+        *schedule(epochs),
+        f"hydra.run.dir={run_dir}",
+    ]
     if model.startswith("iern"):
         args.append("method.channels=64")
     print(f"training {model} seed {seed} ...", flush=True)
@@ -87,9 +113,10 @@ def _datamodule(cfg: dict[str, Any], test: str) -> FermixDataModule:
 def evaluate(run_dir: Path) -> dict[str, float]:
     """The run's measures, computed once and kept in <run>/bench_eval.json (the script resumes)."""
     cached = run_dir / "bench_eval.json"
-    if cached.is_file():
-        return json.loads(cached.read_text())
-    results = _measure(run_dir)
+    results = json.loads(cached.read_text()) if cached.is_file() else _measure(run_dir)
+    if "train_acc" not in results:
+        results["train_loss"] = final_train_loss(run_dir)
+        results["train_acc"] = train_accuracy(run_dir / "checkpoints" / "last.ckpt")
     atomic_write_json(cached, results)
     return results
 
@@ -103,7 +130,7 @@ def _measure(run_dir: Path) -> dict[str, float]:
     domains: dict[str, np.ndarray] = {}
     for test in ("iid", "ood"):
         dm = _datamodule(cfg, test)
-        method = build_method(cfg["method"], cfg["backbone"], dm.info)
+        method = build_method(cfg["method"], {**cfg["backbone"], "pretrained": None}, dm.info)  # weights: ckpt
         method.load_state_dict({k.removeprefix("method."): v for k, v in ckpt["state_dict"].items()})
         captured: list[torch.Tensor] = []
         hook = None
@@ -137,27 +164,45 @@ def _fmt(values: list[float]) -> str:
     return f"{100 * statistics.fmean(values):.1f} ± {100 * sd:.1f}"
 
 
+def _fmt_loss(values: list[float]) -> str:
+    if not values:
+        return "—"
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.3f} ± {sd:.3f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_iern")
     parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument("--trunk", choices=TRUNKS, default="none", help="the backbone every model starts from")
     args = parser.parse_args()
+    extra = trunk_overrides(args.trunk, "small_cnn", 32)
     rows: dict[str, list[dict[str, float]]] = {m: [] for m in args.models}
+    metrics = ["iid_acc", "ood_acc", "source_probe", "dc_acc_on_e", "train_loss", "train_acc"]
     for seed in args.seeds:
         for model in args.models:
-            run_dir = train(model, seed, args.epochs, args.out)
+            run_dir = train(model, seed, args.epochs, args.out, extra)
             result = {"seed": seed, **evaluate(run_dir)}
             print(model, result, flush=True)
             rows[model].append(result)
-    atomic_write_json(args.out / "results.json", rows)
-    metrics = ["iid_acc", "ood_acc", "source_probe", "dc_acc_on_e"]
+            # after every run, so that an interrupted grid's results are readable (n says how many seeds)
+            atomic_write_json(args.out / "per_run.json", rows)
+            write_results(args.out, "iern_synthetic", args.trunk,
+                          [row(m, k, {r["seed"]: r[k] for r in rs if k in r}) for m, rs in rows.items()
+                           for k in metrics if any(k in r for r in rs)],
+                          budget={"epochs": args.epochs, "seeds": args.seeds})  # fmt: skip
     lines = [
         f"| model | {' | '.join(metrics)} |",
         f"|---|{'---|' * len(metrics)}",
-        *(f"| {m} | " + " | ".join(_fmt([r[k] for r in rs if k in r]) for k in metrics) + " |"
-          for m, rs in rows.items()),
+        *(
+            f"| {m} | "
+            + " | ".join((_fmt_loss if k == "train_loss" else _fmt)([r[k] for r in rs if k in r]) for k in metrics)
+            + " |"
+            for m, rs in rows.items()
+        ),
     ]
     table = "\n".join(lines)
     print(table)

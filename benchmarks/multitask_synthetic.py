@@ -20,9 +20,19 @@ computed here from the three best.ckpt: mean of softmax, mean of σ, mean of VA 
 All scores on the TEST split (ABAW definitions, fermix.metrics.abaw): S_AU at threshold 0.5,
 S_EXPR, CCC_V, CCC_A; mean ± std over seeds; per-seed (mean student − teacher) deltas.
 
-    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/multitask_synthetic.py [--seeds 0 1 2] [--out runs/bench_multitask]
+Per run also the teacher stage's last-epoch training loss and the final model's expression accuracy on the
+training faces labelled for expression (un-augmented): the student ensemble for `full`, the teacher otherwise.
 
-Runs are resumable: finished runs (summary.json present) are not retrained.
+With --trunk identity (or expression) every network, teacher, students, single-task and GT-only models alike,
+starts from that pretrained small_cnn (width 32) trunk (benchmarks/pretrain_trunks.py builds and caches it);
+--trunk none (the default) is the from-scratch run. --no-single skips the single-task models.
+
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/multitask_synthetic.py [--seeds 0 1 2] [--out runs/bench_multitask]
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/multitask_synthetic.py --trunk identity \
+        --overrides method.teacher_epochs=8 method.student_epochs=3 --out runs/bench_multitask_identity
+
+Runs are resumable: finished runs (summary.json present) are not retrained. Writes <out>/results.json in the
+shared shape of benchmarks/_results.py (metric `mean4` = the mean of the four scores).
 """
 
 from __future__ import annotations
@@ -46,6 +56,9 @@ from fermix.engine.datamodule import FermixDataModule
 from fermix.engine.evaluate import predict_split
 from fermix.metrics.abaw import au_scores, expr_scores, va_scores
 from fermix.utils.io import atomic_write_json, atomic_write_text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import TRUNKS, final_train_loss, row, train_accuracy, trunk_overrides, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 SCORES = ("au_score", "expr_score", "ccc_v", "ccc_a")
@@ -95,7 +108,7 @@ def teacher_predictions(run_dir: Path) -> dict[str, Any]:
     ckpt = load_checkpoint(run_dir / "checkpoints" / "best.ckpt")
     cfg = ckpt["fermix"]["config"]
     dm = FermixDataModule(cfg["dataset"], {**cfg["data"], "num_workers": 0}, seed=int(cfg["seed"]))
-    method = build_method(cfg["method"], cfg["backbone"], dm.build())
+    method = build_method(cfg["method"], {**cfg["backbone"], "pretrained": None}, dm.build())  # weights: ckpt
     method.load_state_dict({k.removeprefix("method."): v for k, v in ckpt["state_dict"].items()})
     preds = predict_split(method, dm.loader("test"), torch.device("cpu"))
     return {
@@ -154,11 +167,33 @@ def same_teacher(full: Path, teacher_only: Path) -> dict[str, Any]:
 
 
 # --- the grid -------------------------------------------------------------------------------
-def run_seed(seed: int, verify: bool, out: Path, times: dict[str, float]) -> dict[str, Any]:
+def train_fit(run_dir: Path) -> dict[str, float]:
+    """The teacher stage's last training loss and the final model's expression accuracy on its training faces."""
+    cached = run_dir / "bench_train.json"
+    if not cached.is_file():
+        teacher_logs = run_dir / "csv" / "teacher"
+        loss = _teacher_loss(teacher_logs) if teacher_logs.is_dir() else final_train_loss(run_dir)
+        atomic_write_json(
+            cached, {"train_loss": loss, "train_acc": train_accuracy(run_dir / "checkpoints" / "best.ckpt")}
+        )
+    return json.loads(cached.read_text())
+
+
+def _teacher_loss(logs: Path) -> float:
+    import csv
+
+    values = []
+    for path in logs.rglob("metrics.csv"):
+        with path.open(newline="") as f:
+            values += [row["train/loss_epoch"] for row in csv.DictReader(f) if row.get("train/loss_epoch")]
+    return float(values[-1]) if values else float("nan")
+
+
+def run_seed(seed: int, verify: bool, out: Path, times: dict[str, float], single: bool = True) -> dict[str, Any]:
     full = train("full", [], seed, seed, out, times)
     singles = {
         task: train(f"single_{task}", [*TEACHER_ONLY, f"method.train_tasks=[{task}]"], seed, seed, out, times)
-        for task in SINGLE
+        for task in (SINGLE if single else ())
     }
     extra = [train(f"teacher_seed{t}", TEACHER_ONLY, seed, t, out, times) for t in (seed + 100, seed + 200)]
     check = None
@@ -185,6 +220,7 @@ def collect(seed: int, runs: dict[str, Any], reproduced: bool, out: Path, times:
             "au_acc": float(m["ensemble/au_acc_tuned"]),
         },
         "single": {},
+        "train_fit": train_fit(runs["full"]),
     }
     for task, run_dir in runs["singles"].items():
         result["single"].update(member_scores(test_metrics(run_dir), "teacher", SINGLE[task]))
@@ -221,12 +257,15 @@ def table(results: list[dict[str, Any]]) -> str:
         return {k: float(np.mean([g[k] for g in r["gt_only_members"]])) for k in SCORES}
 
     seeds = ", ".join(str(r["seed"]) for r in results)
+    single_keys = tuple(k for k in SCORES if all(k in r["single"] for r in results))
     lines = [
-        f"Test split, mean ± std over seeds {seeds}.",
+        f"Test split, mean ± std over seeds {seeds}. Full run's teacher: final training loss "
+        f"{_fmt([r['train_fit']['train_loss'] for r in results])}; student ensemble's accuracy on the "
+        f"expression-labelled training faces {_fmt([r['train_fit']['train_acc'] for r in results])}.",
         "",
         "| model | " + " | ".join(HEADERS[k] for k in SCORES) + " |",
         "|---|---|---|---|---|",
-        row("single-task (one model per task)", lambda r: r["single"]),
+        row("single-task (one model per task)", lambda r: r["single"], single_keys),
         row("teacher", lambda r: r["teacher"]),
         row("single student (mean of the students)", lambda r: r["students_mean"]),
         row("student ensemble", lambda r: r["ensemble"]),
@@ -249,7 +288,8 @@ def table(results: list[dict[str, Any]]) -> str:
     diff("mean student − teacher", lambda r: r["students_mean"], lambda r: r["teacher"])
     diff("student ensemble − teacher", lambda r: r["ensemble"], lambda r: r["teacher"])
     diff("student ensemble − GT-only ensemble", lambda r: r["ensemble"], lambda r: r["gt_only_ensemble"])
-    diff("teacher − single-task", lambda r: r["teacher"], lambda r: r["single"])
+    if all(len(r["single"]) == len(SCORES) for r in results):
+        diff("teacher − single-task", lambda r: r["teacher"], lambda r: r["single"])
     cells = []
     for k in SCORES:
         deltas = [s[k] - r["teacher"][k] for r in results for s in r["students"]]
@@ -275,6 +315,8 @@ def main() -> None:
         help="seeds on which a stages=teacher run is checked against the full run's teacher (default: the first seed)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_multitask")
+    parser.add_argument("--trunk", choices=TRUNKS, default="none", help="the backbone every network starts from")
+    parser.add_argument("--no-single", action="store_true", help="skip the single-task models")
     parser.add_argument(
         "--overrides",
         nargs="*",
@@ -282,14 +324,14 @@ def main() -> None:
         help="extra `fermix train` overrides for every run (a smoke test of the script; not the grid)",
     )
     args = parser.parse_args()
-    EXTRA[:] = args.overrides
+    EXTRA[:] = [*args.overrides, *trunk_overrides(args.trunk, "small_cnn", 32)]
     torch.set_num_threads(1)
     verify = set(args.seeds[:1] if args.verify is None else args.verify)
     times_path = args.out / "train_seconds.json"
     times: dict[str, float] = json.loads(times_path.read_text()) if times_path.is_file() else {}
     runs = {}
     for seed in args.seeds:
-        runs[seed] = run_seed(seed, seed in verify, args.out, times)
+        runs[seed] = run_seed(seed, seed in verify, args.out, times, single=not args.no_single)
         atomic_write_json(times_path, times)
     checks = {s: r["check"] for s, r in runs.items() if r["check"] is not None}
     reproduced = bool(checks) and all(c["weights_equal"] and c["test_metrics_equal"] for c in checks.values())
@@ -300,9 +342,39 @@ def main() -> None:
         args.out / "table.json",
         {"reproduced": reproduced, "checks": checks, "results": results, "train_seconds": times},
     )
+    write_results(args.out, "multitask_synthetic", args.trunk, result_rows(results),
+                  budget={"overrides": args.overrides, "seeds": args.seeds})  # fmt: skip
     text = table(results)
     print(text)
     atomic_write_text(args.out / "table.md", text + "\n")
+
+
+def result_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The shared-shape rows: each model's four scores and their mean (`mean4`), and the training fit."""
+    models = {
+        "teacher": lambda r: r["teacher"],
+        "students_mean": lambda r: r["students_mean"],
+        "ensemble": lambda r: r["ensemble"],
+        "gt_only_mean": lambda r: {k: float(np.mean([g[k] for g in r["gt_only_members"]])) for k in SCORES},
+        "gt_only_ensemble": lambda r: r["gt_only_ensemble"],
+        "single": lambda r: r["single"],
+    }
+    out = []
+    for name, pick in models.items():
+        for k in (*SCORES, "mean4"):
+            per_seed = {}
+            for r in results:
+                scores_ = pick(r)
+                if k == "mean4":
+                    if all(s in scores_ for s in SCORES):
+                        per_seed[r["seed"]] = float(np.mean([scores_[s] for s in SCORES]))
+                elif k in scores_:
+                    per_seed[r["seed"]] = float(scores_[k])
+            if per_seed:
+                out.append(row(name, k, per_seed))
+    for k in ("train_loss", "train_acc"):
+        out.append(row("full", k, {r["seed"]: r["train_fit"][k] for r in results}))
+    return out
 
 
 if __name__ == "__main__":
