@@ -160,13 +160,7 @@ def split_table(cfg: SyntheticConfig, split: str) -> SplitTable:
     offset = sum(cfg.subjects_per_domain[: SPLIT_CODE[split]]) * k_dom
     subject = offset + domain * per_dom + rng.integers(0, per_dom, n)
 
-    blend_cls = np.full(n, -1, dtype=np.int64)
-    blend_w = np.ones(n)
-    if cfg.ambiguity > 0 and n_cls > 1:
-        blended = rng.random(n) < cfg.ambiguity
-        other = (cls + rng.integers(1, n_cls, n)) % n_cls
-        blend_cls[blended] = other[blended]
-        blend_w[blended] = rng.uniform(*cfg.blend_weight, int(blended.sum()))
+    blend_cls, blend_w = _blends(cfg, rng, cls, n_cls)
 
     expr = cls.copy()
     if cfg.noise > 0 and split in cfg.noise_splits:
@@ -185,6 +179,21 @@ def split_table(cfg: SyntheticConfig, split: str) -> SplitTable:
     expr = np.where(has_expr, expr, -1)
     return SplitTable(split, cls, domain, subject, blend_cls, blend_w, expr, has_au, has_va)
 
+
+
+def _blends(
+    cfg: SyntheticConfig, rng: np.random.Generator, cls: np.ndarray, n_cls: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which samples blend a second prototype (`cfg.ambiguity` of them) and its weight; -1 / 1.0 for the rest."""
+    n = len(cls)
+    blend_cls = np.full(n, -1, dtype=np.int64)
+    blend_w = np.ones(n)
+    if cfg.ambiguity > 0 and n_cls > 1:
+        blended = rng.random(n) < cfg.ambiguity
+        other = (cls + rng.integers(1, n_cls, n)) % n_cls
+        blend_cls[blended] = other[blended]
+        blend_w[blended] = rng.uniform(*cfg.blend_weight, int(blended.sum()))
+    return blend_cls, blend_w
 
 def _identity_table(cfg: SyntheticConfig, split: str) -> SplitTable:
     """task=identity: every person in every split (different samples), the label is the person.
@@ -209,13 +218,7 @@ def _identity_table(cfg: SyntheticConfig, split: str) -> SplitTable:
     order = rng.permutation(len(person))
     person, domain, cls = person[order], domain[order].astype(np.int64), cls[order].astype(np.int64)
     n = len(person)
-    blend_cls = np.full(n, -1, dtype=np.int64)
-    blend_w = np.ones(n)
-    if cfg.ambiguity > 0 and n_cls > 1:
-        blended = rng.random(n) < cfg.ambiguity
-        other = (cls + rng.integers(1, n_cls, n)) % n_cls
-        blend_cls[blended] = other[blended]
-        blend_w[blended] = rng.uniform(*cfg.blend_weight, int(blended.sum()))
+    blend_cls, blend_w = _blends(cfg, rng, cls, n_cls)
     ones = np.ones(n, dtype=bool)
     return SplitTable(split, cls, domain, IDENTITY_BASE + person, blend_cls, blend_w, person.astype(np.int64), ones,
                       ones.copy())  # fmt: skip
