@@ -22,7 +22,8 @@ from fermix.methods.causalmer.branches import build_branch
 from fermix.methods.causalmer.fusion import check_fusion, counterfactual_outputs
 from fermix.methods.causalmer.losses import kl_loss
 from fermix.methods.mult.task import MultimodalTask, modality_inputs, split_twin, task_of, with_twin
-from fermix.models.mult import MODALITIES, MulT, MulTConfig
+from fermix.models.fused import build_fused
+from fermix.models.mult import MODALITIES
 
 # The original's per-group learning rates (main.sh): m_lr, t_lr, a_lr, v_lr, c_{t,a,v}_lr.
 DEFAULT_LR = {"mult": 2e-3, "text": 1e-6, "audio": 2e-3, "vision": 2e-3, "constants": 2e-3}
@@ -49,6 +50,10 @@ class CausalMERConfig(MethodConfig):
     text_heads: int = 4
     lr: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_LR))
     mult: dict[str, Any] = field(default_factory=dict)  # MulTConfig options (models/mult.py)
+    fused: str = "mult"  # z_m's model: mult (MulT) | mlp (time-averaged MLP, the spec's §6.2 stand-in; models/fused.py)
+    fused_hidden: int = 128  # fused=mlp: units per hidden layer
+    fused_depth: int = 2  # fused=mlp: hidden layers
+    iemocap_head: str = "pairs"  # IEMOCAP shape: pairs (4 binary tasks, the original) | softmax (one 4-way choice)
 
 
 class CausalMER(Method):
@@ -68,7 +73,9 @@ class CausalMER(Method):
         unknown = sorted(set(config.lr) - set(DEFAULT_LR))
         if unknown:
             raise FermixError(f"method.lr names group {unknown[0]!r}; the groups are {', '.join(DEFAULT_LR)}")
-        self.task: MultimodalTask = task_of(data_info, self.name, config.mosei_task, config.mosei_binary)
+        self.task: MultimodalTask = task_of(
+            data_info, self.name, config.mosei_task, config.mosei_binary, config.iemocap_head
+        )
         out_dim = self.task.out_dim
         if config.kl_per_group and out_dim % int(config.kl_per_group):
             raise FermixError(f"kl_per_group={config.kl_per_group} does not divide the {out_dim} output logits")
@@ -79,7 +86,7 @@ class CausalMER(Method):
                 stacklevel=2,
             )
         shapes = data_info.extras["modalities"]
-        self.mult = MulT.from_modalities(shapes, out_dim, MulTConfig.from_mapping(config.mult))
+        self.mult = build_fused(config.fused, shapes, out_dim, config.mult, config.fused_hidden, config.fused_depth)
         options = {"hidden": config.branch_hidden, "text_width": config.text_width, "text_layers": config.text_layers,
                    "text_heads": config.text_heads, "text_weights": config.text_weights}  # fmt: skip
         kinds = {"text": config.text_branch, "audio": config.audio_branch, "vision": config.vision_branch}

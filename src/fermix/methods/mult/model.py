@@ -11,12 +11,16 @@ from torch import Tensor
 from fermix.data.info import DataInfo
 from fermix.methods.base import Batch, ExtraCheckpoint, Method, MethodConfig
 from fermix.methods.mult.task import MultimodalTask, modality_inputs, split_twin, task_of, with_twin
-from fermix.models.mult import MulT, MulTConfig
+from fermix.models.fused import build_fused
 
 
 @dataclass
 class MulTMethodConfig(MethodConfig):
     mult: dict[str, Any] = field(default_factory=dict)  # MulTConfig options (models/mult.py)
+    fused: str = "mult"  # the fused model: mult (MulT) | mlp (time-averaged MLP, spec §6.2's stand-in; models/fused.py)
+    fused_hidden: int = 128  # fused=mlp: units per hidden layer
+    fused_depth: int = 2  # fused=mlp: hidden layers
+    iemocap_head: str = "pairs"  # IEMOCAP shape: pairs (4 binary tasks, the original) | softmax (one 4-way choice)
     mosei_task: str = "cls"  # cls (7 classes) | regression (the score, L1)
     mosei_binary: str = "standard"  # MOSEI Acc2 / F1: standard | causalmer | mult (metrics.multimodal.mosei_metrics)
 
@@ -33,10 +37,11 @@ class MulTMethod(Method):
 
     def __init__(self, config: MulTMethodConfig, data_info: DataInfo, backbone: Mapping[str, Any]) -> None:
         super().__init__(config, data_info, backbone)
-        self.task: MultimodalTask = task_of(data_info, self.name, config.mosei_task, config.mosei_binary)
-        self.mult = MulT.from_modalities(
-            data_info.extras["modalities"], self.task.out_dim, MulTConfig.from_mapping(config.mult)
+        self.task: MultimodalTask = task_of(
+            data_info, self.name, config.mosei_task, config.mosei_binary, config.iemocap_head
         )
+        self.mult = build_fused(config.fused, data_info.extras["modalities"], self.task.out_dim, config.mult,
+                                config.fused_hidden, config.fused_depth)  # fmt: skip
 
     def forward(self, batch: Batch) -> tuple[Tensor, Tensor]:
         return self.mult(*modality_inputs(batch))

@@ -3,6 +3,9 @@ criterion on the original's views, the extra prediction keys and the split-level
 
 - `iemocap4`: four binary emotions. The network has 2 logits per emotion (out_dim 8, pair order as the
   label space); the criterion is cross-entropy over `logits.view(-1, 2)` against `labels.view(-1)`.
+  With `iemocap_head=softmax` (an option, not the original) the network has one logit per emotion and
+  the criterion is one K-way cross-entropy over the samples with exactly one emotion present (the others
+  are ignored); its metrics read the K logits as K binary answers with only the argmax present.
 - `mosei7`: sentiment. `cls` (default): 7 classes (round(score) + 3), 7-way cross-entropy, and the logits
   are also given as `expr_logits` so the engine's accuracy and confusion matrix work. `regression`: one
   output, L1 against the score (the original's `--mosei_task regression`).
@@ -23,6 +26,7 @@ from fermix.errors import FermixError
 
 TASKS = ("iemocap4", "mosei7")
 MOSEI_TASKS = ("cls", "regression")
+IEMOCAP_HEADS = ("pairs", "softmax")
 MOSEI_BINARY = ("standard", "causalmer", "mult")  # = fermix.metrics.multimodal.MOSEI_BINARY (no numpy import here)
 
 
@@ -32,11 +36,16 @@ class MultimodalTask:
     num_classes: int  # emotions (iemocap4) or sentiment classes (mosei7)
     regression: bool = False
     mosei_binary: str = "standard"  # MOSEI Acc2 / F1 definition (metrics.multimodal.mosei_metrics `binary`)
+    iemocap_head: str = "pairs"  # pairs (K binary tasks, the original) | softmax (one K-way choice)
+
+    @property
+    def softmax(self) -> bool:
+        return self.kind == "iemocap4" and self.iemocap_head == "softmax"
 
     @property
     def out_dim(self) -> int:
         if self.kind == "iemocap4":
-            return 2 * self.num_classes
+            return self.num_classes if self.softmax else 2 * self.num_classes
         return 1 if self.regression else self.num_classes
 
     @property
@@ -45,6 +54,8 @@ class MultimodalTask:
 
     def views(self, logits: Tensor, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
         """The (prediction, target) pair the criterion compares, shaped as the original reshapes them."""
+        if self.softmax:
+            return logits, single_label(batch["expr"])
         if self.kind == "iemocap4":
             return logits.reshape(-1, 2), batch["expr"].reshape(-1).long()
         if self.regression:
@@ -71,7 +82,7 @@ class MultimodalTask:
         from fermix.metrics.multimodal import iemocap_metrics, mosei_cls_scores, mosei_metrics
 
         if self.kind == "iemocap4":
-            values = dict(iemocap_metrics(logits, targets["expr"]))
+            values = dict(iemocap_metrics(as_pairs(logits) if self.softmax else logits, targets["expr"]))
         else:
             scores = logits.reshape(-1) if self.regression else mosei_cls_scores(logits)
             truth = targets["score"] if "score" in targets else targets["expr"].float() - 3.0
@@ -83,8 +94,27 @@ class MultimodalTask:
         return {f"{prefix}{k}": values[k] for k in ("avg_acc", "top1_acc") if k in values}
 
 
+def single_label(labels: Tensor) -> Tensor:
+    """(N, K) presence labels -> (N,) the present emotion, -1 (ignored by the criterion) unless exactly one is."""
+    labels = torch.as_tensor(labels)
+    return torch.where(labels.sum(dim=1) == 1, labels.argmax(dim=1), torch.full_like(labels[:, 0], -1)).long()
+
+
+def as_pairs(logits: Tensor) -> Tensor:
+    """(N, K) softmax logits -> (N, K, 2) [absent, present] pairs whose margin is positive only for the argmax:
+    present − absent = z_k − max_{j≠k} z_j, so the K-way reading (top1) is the same argmax."""
+    z = torch.as_tensor(logits).double()
+    top2 = z.topk(2, dim=1).values
+    others_max = torch.where(z >= top2[:, :1], top2[:, 1:2], top2[:, :1])
+    return torch.stack([torch.zeros_like(z), z - others_max], dim=-1)
+
+
 def task_of(
-    data_info: DataInfo, method_name: str, mosei_task: str = "cls", mosei_binary: str = "standard"
+    data_info: DataInfo,
+    method_name: str,
+    mosei_task: str = "cls",
+    mosei_binary: str = "standard",
+    iemocap_head: str = "pairs",
 ) -> MultimodalTask:
     """The task from DataInfo.extras["task"]; refuses image datasets and unknown tasks in one sentence."""
     kind = data_info.extras.get("task")
@@ -99,10 +129,12 @@ def task_of(
         raise FermixError(f"mosei_task must be cls or regression, not `{mosei_task}`")
     if mosei_binary not in MOSEI_BINARY:
         raise FermixError(f"mosei_binary must be one of {', '.join(MOSEI_BINARY)}, not `{mosei_binary}`")
+    if iemocap_head not in IEMOCAP_HEADS:
+        raise FermixError(f"iemocap_head must be pairs or softmax, not `{iemocap_head}`")
     regression = kind == "mosei7" and mosei_task == "regression"
     if regression and "score" not in data_info.keys:
         raise FermixError(f"method {method_name} with mosei_task=regression needs `score`, which the dataset lacks")
-    return MultimodalTask(kind, data_info.num_classes, regression, mosei_binary)
+    return MultimodalTask(kind, data_info.num_classes, regression, mosei_binary, iemocap_head)
 
 
 def with_twin(batch: dict[str, Any], outputs: dict[str, Tensor]) -> dict[str, Tensor]:
