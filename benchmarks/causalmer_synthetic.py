@@ -1,13 +1,16 @@
-"""CausalMER vs the plain fused MulT on synthetic_mm (spec causalmer.md §6.2): a unimodal shortcut.
+"""CausalMER vs the plain fused model on synthetic_mm (spec causalmer.md §6.2): a unimodal shortcut.
 
 Data: dataset=synthetic_mm with its defaults (IEMOCAP-shaped: 4 emotions as 4 binary tasks, text 300-d /
 audio 74-d / vision 35-d, 20 aligned steps; vision is the shortcut, a clean code of the label with
 probability rho = 0.8 in train; genuine separation frozen by the gate, docs/results/causalmer.md), in both
 genuine-signal regimes: `interaction` (the label is only recoverable from text and audio together) and
 `additive` (each is informative alone).
-Models, each with its CPU recipe (method_dataset/<method>_synthetic_mm.yaml: 15 epochs, batch 32,
-1-layer MulT, MLP branches, the original's optimiser and LRs, clip 0.8):
-  mult            the plain fused MulT
+Fused model: `method.fused=mlp` for every model (the time-averaged MLP the spec's §6.2 experiment used as
+its MulT stand-in, fermix/models/fused.py): the CPU MulT recipe does not learn the interaction regime, so
+it fails the gate (docs/results/causalmer.md, "The gate"). Models, each with its CPU recipe
+(method_dataset/<method>_synthetic_mm.yaml: 15 epochs, batch 32, MLP branches, the original's optimiser and
+LRs, clip 0.8):
+  mult            the plain fused model
   causalmer_mask  CausalMER, fusion=mask (the released configuration), TIE prediction
   causalmer_sum   CausalMER, fusion=sum (the paper's Sec. 4.3), TIE prediction
   mult_novision   the gate's model: mult with vision removed in every split (dataset.remove=v), the
@@ -22,17 +25,22 @@ test samples that differ only in vision: iid, random, reversed ((y + 1) mod 4), 
 (mean of the 4 binary accuracies; all-"absent" = 0.75) and top1_acc (the same logits read as one 4-way
 choice, chance 0.25), plus te_/m_/t_/a_/v_ versions for causalmer. Seeds 0, 1, 2 (data seed = training
 seed). One run at a time, one thread. Order: seed-major over regimes and models, then mult_novision.
+Heads: `pairs` (IEMOCAP's four binary criteria, the original) in both regimes, and `softmax`
+(`method.iemocap_head=softmax`: one 4-way cross-entropy) in the interaction regime, under OUT/softmax/.
+Tests run in this process through fermix's command line (`fermix.cli.main(["test", ...])`), the same code
+path as `fermix test` without a new interpreter per test.
 
-    nice -n 10 python benchmarks/causalmer_synthetic.py [--seeds 0 1 2] [--out runs/bench_causalmer_gate]
-    python benchmarks/causalmer_synthetic.py --quick    # 1 seed, 5 epochs, interaction, val_shortcut only
-                                                        # (default out runs/bench_causalmer_gate_quick)
+    nice -n 10 python benchmarks/causalmer_synthetic.py [--seeds 0 1 2] [--heads pairs softmax] [--out DIR]
+        # default out runs/bench_causalmer
+    python benchmarks/causalmer_synthetic.py --quick    # 1 seed, 5 epochs, interaction, pairs, val_shortcut only
+                                                        # (default out runs/bench_causalmer_quick)
 
 Resumable: a finished training (summary.json) or test (test_<selection>_<variant>/summary.json) is not redone.
-Layout: OUT/<regime>/<model>/seed<s>/ (a fermix run dir, test_<selection>_<variant>/ inside).
+Layout: OUT/[softmax/]<regime>/<model>/seed<s>/ (a fermix run dir, test_<selection>_<variant>/ inside).
 
 Output OUT/results.json (rewritten after every run, so a partial grid is readable):
   {"protocol": {"seeds": [...], "quick": bool, "extra": [overrides], "models": {...}, "variants": [...]},
-   "runs": [{"selection", "regime", "model", "seed", "train_seconds" (only when trained by this call),
+   "runs": [{"selection", "head", "regime", "model", "seed", "train_seconds" (only when trained by this call),
              "best_epoch" (of best.ckpt), "test": {variant: {metric: value}},
              "epochs": [{"epoch": e, "val/avg_acc": .., "val/te_avg_acc": .., "val/c_t": .., ...}]}],
    "summary": {"<selection>/<regime>/<model>/<variant>/<metric>": {"mean", "std", "n"}}}
@@ -42,6 +50,7 @@ and OUT/table.md (the tables of docs/results/causalmer.md).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -70,7 +79,9 @@ METRICS = ("avg_acc", "top1_acc", "te_avg_acc", "te_top1_acc", "m_avg_acc", "m_t
 EPOCH_KEYS = tuple(f"val/{p}{k}" for p in ("", "twin_") for k in ("avg_acc", "top1_acc", "te_avg_acc", "te_top1_acc",
                    "m_avg_acc", "m_top1_acc", "t_avg_acc", "a_avg_acc", "v_avg_acc"))  # fmt: skip
 EPOCH_KEYS += ("val/loss", "val/c_t", "val/c_a", "val/c_v", "train/loss_epoch")
-SHARED = ["dataset=synthetic_mm", "data.num_workers=0", "trainer.accelerator=cpu", "logger=csv", "progress=none"]
+SHARED = ["dataset=synthetic_mm", "method.fused=mlp", "data.num_workers=0", "trainer.accelerator=cpu", "logger=csv",
+          "progress=none"]  # fmt: skip
+HEADS = ("pairs", "softmax")  # softmax: interaction regime only
 
 
 def _fermix(args: list[str]) -> None:
@@ -95,15 +106,30 @@ def _epochs(run: Path) -> list[dict[str, float]]:
     return [{"epoch": e, **v} for e, v in sorted(by_epoch.items()) if v]
 
 
-def train(out: Path, regime: str, model: str, seed: int, extra: list[str]) -> tuple[Path, float | None]:
+def _fermix_test(args: list[str]) -> None:
+    """`fermix test ARGS` in this process (fermix's command line; a failure exits with its message)."""
+    from fermix.cli import main as fermix_main
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # the metrics table; summary.json has it
+        rc = fermix_main(["test", *args])
+    if rc != 0:
+        raise SystemExit(f"fermix test {' '.join(args)} failed")
+
+
+def run_path(out: Path, head: str, regime: str, model: str, seed: int) -> Path:
+    return (out if head == "pairs" else out / head) / regime / model / f"seed{seed}"
+
+
+def train(out: Path, head: str, regime: str, model: str, seed: int, extra: list[str]) -> tuple[Path, float | None]:
     """The run dir, trained if it was not; the training's seconds when this call trained it."""
-    run = out / regime / model / f"seed{seed}"
+    run = run_path(out, head, regime, model, seed)
     if (run / "summary.json").is_file():
         return run, None
     twin = [] if model == "mult_novision" else TWIN  # vision removed: its twin would be the same samples
     start = time.monotonic()
-    _fermix(["train", *SHARED, *MODELS[model], *twin, *extra, f"dataset.regime={regime}", f"dataset.seed={seed}",
-             f"seed={seed}", f"hydra.run.dir={run}"])  # fmt: skip
+    _fermix(["train", *SHARED, *MODELS[model], *twin, *extra, f"method.iemocap_head={head}", f"dataset.regime={regime}",
+             f"dataset.seed={seed}", f"seed={seed}", f"hydra.run.dir={run}"])  # fmt: skip
     return run, round(time.monotonic() - start, 1)
 
 
@@ -114,21 +140,27 @@ def test(run: Path, selection: str, model: str) -> dict[str, dict[str, float]]:
         test_dir = run / f"test_{selection}_{variant}"
         if not (test_dir / "summary.json").is_file():
             ckpt = run / "checkpoints" / SELECTIONS[selection]
-            _fermix(["test", f"ckpt={ckpt}", f"dataset.test_variant={variant}", f"hydra.run.dir={test_dir}"])
+            _fermix_test([f"ckpt={ckpt}", f"dataset.test_variant={variant}", f"hydra.run.dir={test_dir}"])
         metrics = json.loads((test_dir / "summary.json").read_text())["metrics"]["test"]
         result[variant] = {k: float(metrics[k]) for k in METRICS if k in metrics}
     return result
 
 
 def run_one(
-    out: Path, regime: str, model: str, seed: int, extra: list[str], selections: tuple[str, ...] = tuple(SELECTIONS)
+    out: Path,
+    head: str,
+    regime: str,
+    model: str,
+    seed: int,
+    extra: list[str],
+    selections: tuple[str, ...] = tuple(SELECTIONS),
 ) -> list[dict[str, Any]]:
     """Train (if needed), then test each selection on every variant: one result per selection."""
-    run, seconds = train(out, regime, model, seed, extra)
+    run, seconds = train(out, head, regime, model, seed, extra)
     summary = json.loads((run / "summary.json").read_text())
     results = []
     for selection in ("val_shortcut",) if model == "mult_novision" else selections:
-        result: dict[str, Any] = {"selection": selection, "regime": regime, "model": model, "seed": seed}
+        result: dict[str, Any] = {"selection": selection, "head": head, "regime": regime, "model": model, "seed": seed}
         if seconds is not None:
             result["train_seconds"] = seconds
         result["best_epoch"] = summary.get("best_epoch")
@@ -137,9 +169,17 @@ def run_one(
         cells = " ".join(
             f"{v} {m['avg_acc']:.3f}/{m.get('top1_acc', float('nan')):.3f}" for v, m in result["test"].items()
         )
-        print(f"{regime} {model} seed {seed} {selection}: {cells} (avg_acc/top1_acc)", flush=True)
+        print(f"{head} {regime} {model} seed {seed} {selection}: {cells} (avg_acc/top1_acc)", flush=True)
         results.append(result)
     return results
+
+
+def group(run: dict[str, Any]) -> str:
+    """The table a run belongs to: its regime, with ` softmax` for the 4-way head."""
+    return run["regime"] + ("" if run.get("head", "pairs") == "pairs" else f" {run['head']}")
+
+
+GROUPS = (*REGIMES, "interaction softmax")
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -147,7 +187,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     for r in runs:
         for variant, metrics in r["test"].items():
             for metric, value in metrics.items():
-                cells.setdefault(f"{r['selection']}/{r['regime']}/{r['model']}/{variant}/{metric}", []).append(value)
+                cells.setdefault(f"{r['selection']}/{group(r)}/{r['model']}/{variant}/{metric}", []).append(value)
     return {
         k: {"mean": statistics.mean(v), "std": statistics.stdev(v) if len(v) > 1 else float("nan"), "n": len(v)}
         for k, v in cells.items()
@@ -155,11 +195,11 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def table(runs: list[dict[str, Any]], seeds: list[int]) -> str:
-    index = {(r["selection"], r["regime"], r["model"], r["seed"]): r["test"] for r in runs}
+    index = {(r["selection"], group(r), r["model"], r["seed"]): r["test"] for r in runs}
     summary = summarise(runs)
     lines: list[str] = []
     for selection in SELECTIONS:
-        for regime in REGIMES:
+        for regime in GROUPS:
             for metric in ("avg_acc", "top1_acc"):
                 rows = [m for m in MODELS if any((selection, regime, m, s) in index for s in seeds)]
                 if not rows:
@@ -187,21 +227,24 @@ def table(runs: list[dict[str, Any]], seeds: list[int]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--out", type=Path, default=None, help="default runs/bench_causalmer_gate[_quick]")
+    parser.add_argument("--out", type=Path, default=None, help="default runs/bench_causalmer[_quick]")
+    parser.add_argument("--heads", nargs="+", choices=HEADS, default=list(HEADS), help="softmax: interaction only")
     parser.add_argument(
-        "--quick", action="store_true", help="1 seed, 5 epochs, interaction regime, val_shortcut selection"
+        "--quick", action="store_true", help="1 seed, 5 epochs, interaction regime, pairs head, val_shortcut selection"
     )
     args = parser.parse_args()
     # a quick run's 5-epoch trainings must never be resumed as finished full ones
-    args.out = args.out or ROOT / "runs" / ("bench_causalmer_gate_quick" if args.quick else "bench_causalmer_gate")
+    args.out = args.out or ROOT / "runs" / ("bench_causalmer_quick" if args.quick else "bench_causalmer")
     seeds = args.seeds[:1] if args.quick else args.seeds
     extra = ["trainer.max_epochs=5"] if args.quick else []
     regimes = ("interaction",) if args.quick else REGIMES
+    heads = ("pairs",) if args.quick else tuple(args.heads)
     selections = ("val_shortcut",) if args.quick else tuple(SELECTIONS)
-    jobs = [(r, m, s) for s in seeds for r in regimes for m in COMPARED]
-    jobs += [(r, "mult_novision", s) for s in seeds for r in regimes]
-    protocol = {"seeds": seeds, "quick": args.quick, "extra": extra, "models": MODELS, "selections": SELECTIONS,
-                "twin": TWIN, "variants": list(VARIANTS)}  # fmt: skip
+    cells = [(h, r) for h in heads for r in regimes if h == "pairs" or r == "interaction"]
+    jobs = [(h, r, m, s) for s in seeds for h, r in cells for m in COMPARED]
+    jobs += [(h, r, "mult_novision", s) for s in seeds for h, r in cells]
+    protocol = {"seeds": seeds, "quick": args.quick, "extra": extra, "shared": SHARED, "models": MODELS,
+                "heads": list(heads), "selections": SELECTIONS, "twin": TWIN, "variants": list(VARIANTS)}  # fmt: skip
     runs: list[dict[str, Any]] = []
     for job in jobs:
         runs += run_one(args.out, *job, extra, selections)

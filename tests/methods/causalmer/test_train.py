@@ -38,3 +38,19 @@ def test_fermix_test_rebuilds_causalmer_from_the_checkpoint_and_removes_a_modali
     assert tested["metrics"]["test"] == summary["metrics"]["test"]
     removed = tested["missing_modality"]["settings"]["v"]
     assert "avg_acc" in removed["metrics"] and "avg_acc" in removed["gap"]
+
+
+def test_causalmer_around_the_fused_mlp_with_a_softmax_head_trains_and_tests_from_its_checkpoint(tmp_path):
+    """The synthetic benchmark's configuration (method.fused=mlp, method.iemocap_head=softmax) end to end."""
+    from fermix.engine.testing import run_test
+
+    run = tmp_path / "run"
+    summary = run_train_in_process(
+        ["method=causalmer", "method.fusion=sum", "method.fused=mlp", "method.iemocap_head=softmax", *TINY], run
+    )
+    state = load_checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"]
+    assert state["method.mult.out_layer.weight"].shape[0] == 4  # one logit per emotion
+    assert not any(".crossmodal." in k for k in state)  # no MulT inside
+    assert {"avg_acc", "top1_acc", "te_top1_acc", "m_top1_acc"} <= set(summary["metrics"]["test"])
+    tested = run_test(compose_job("test", [f"ckpt={run / 'checkpoints' / 'best.ckpt'}"], tmp_path / "test"))
+    assert tested["metrics"]["test"] == summary["metrics"]["test"]

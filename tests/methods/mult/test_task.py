@@ -85,3 +85,29 @@ def test_mosei_binary_option_reaches_the_tasks_metrics_and_unknown_names_are_ref
         assert all(np.isclose(values[k], expected[k], equal_nan=True) for k in expected)
     with pytest.raises(FermixError, match="mosei_binary must be one of standard, causalmer, mult"):
         task_of(mosei_info(), "m", "cls", "paper")
+
+
+def test_softmax_head_is_one_four_way_choice_ignoring_samples_without_exactly_one_emotion():
+    task = task_of(iemocap_info(), "m", iemocap_head="softmax")
+    assert task.out_dim == 4
+    labels = torch.tensor([[0, 0, 1, 0], [0, 1, 0, 1], [0, 0, 0, 0], [1, 0, 0, 0]])
+    logits = torch.randn(4, 4)
+    _, target = task.views(logits, {"expr": labels})
+    assert target.tolist() == [2, -1, -1, 0]
+    expected = F.cross_entropy(logits[[0, 3]], torch.tensor([2, 0]))
+    assert torch.allclose(task.loss(logits, {"expr": labels}), expected)
+
+
+def test_softmax_head_metrics_read_the_argmax_as_the_one_present_emotion():
+    task = task_of(iemocap_info(), "m", iemocap_head="softmax")
+    labels = torch.tensor([[0, 0, 1, 0], [1, 0, 0, 0]])
+    logits = torch.tensor([[0.1, 0.2, 3.0, -1.0], [0.0, 2.0, 0.5, 0.4]])  # right, then wrong (says emotion 1)
+    values = task.metrics(logits, {"expr": labels})
+    assert values["top1_acc"] == 0.5
+    # row 0: all four answers right; row 1: emotion 0 missed and emotion 1 wrongly present, so 2 of 4 right
+    assert values["avg_acc"] == pytest.approx((4 + 2) / 8)
+
+
+def test_unknown_iemocap_head_is_one_sentence():
+    with pytest.raises(FermixError, match="iemocap_head must be pairs or softmax"):
+        task_of(iemocap_info(), "m", iemocap_head="sigmoid")
