@@ -99,3 +99,17 @@ def test_causalmer_layout_is_read_as_shared_rows(am: Any) -> None:
     }  # fmt: skip
     e = am.effect({"rows": rows}, am.METHODS["causalmer"].predictions[0])
     assert e["n"] == 3 and e["mean"] == pytest.approx(0.1)
+
+
+def test_causalmer_softmax_head_runs_are_their_own_condition(am: Any) -> None:
+    runs = [
+        {"selection": "val_shortcut", "head": head, "regime": "interaction", "model": model, "seed": s,
+         "test": {"random": {"avg_acc": 0.0, "top1_acc": top1}}}
+        for head in ("pairs", "softmax") for model, top1 in (("mult", 0.3), ("causalmer_sum", 0.5))
+        for s in range(3)
+    ]  # fmt: skip
+    rows = am.shared_shape({"runs": runs})["rows"]
+    assert {r["condition"] for r in rows} == {"interaction", "interaction softmax"}
+    softmax = next(p for p in am.METHODS["causalmer"].predictions if p.condition == "interaction softmax")
+    e = am.effect({"rows": rows}, softmax)
+    assert softmax.metric == "random_top1" and e["n"] == 3 and e["mean"] == pytest.approx(0.2)
