@@ -27,7 +27,9 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,6 +190,8 @@ def steps(quick: bool, trunks: list[str], methods: list[str], seeds: list[int]) 
     out: list[tuple[str, str, list[str]]] = []
     for trunk in trunks:
         t = ["--trunk", trunk]
+        if quick and trunk != "none":
+            t += ["--pretrain-epochs", "1"]  # a 1-epoch trunk (cached as <name>_e1): checks the path, not the science
         if quick:
             plan = {
                 "iern": [["--epochs", "3", "--models", "erm", "iern"]],
@@ -402,25 +406,39 @@ def main() -> None:
     parser.add_argument("--summary", type=Path, default=None,
                         help="default docs/results/summary.md (quick: <out>/quick/summary.md)")  # fmt: skip
     parser.add_argument("--summary-only", action="store_true", help="rebuild the summary from finished steps only")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="benchmarks at once, one per (method, start); default 1, quick 2")  # fmt: skip
     args = parser.parse_args()
+    jobs = args.jobs or (2 if args.quick else 1)
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     base = args.out / ("quick" if args.quick else "full")
     summary = args.summary or (base / "summary.md" if args.quick else ROOT / "docs" / "results" / "summary.md")
     start = time.monotonic()
     command = "python benchmarks/all_methods.py" + (" --quick" if args.quick else "")
 
+    lock = threading.Lock()
+
     def write_summary() -> None:  # after every step, so that a long grid's summary is current while it runs
         from fermix.utils.io import atomic_write_text
 
-        results = {(m, t): load_results(base, m, t) for m in METHODS for t in TRUNKS}
-        atomic_write_text(summary, build_summary(results, list(TRUNKS), args.quick, command))
+        with lock:
+            results = {(m, t): load_results(base, m, t) for m in METHODS for t in TRUNKS}
+            atomic_write_text(summary, build_summary(results, list(TRUNKS), args.quick, command))
 
-    failed = []
-    if not args.summary_only:
-        for method, trunk, step in steps(args.quick, args.trunks, args.methods, seeds):
+    failed: list[str] = []
+
+    def run_group(group: list[tuple[str, str, list[str]]]) -> None:
+        for method, trunk, step in group:  # a group's steps share one output folder: in order
             if not run_step(base, method, trunk, step):
                 failed.append(f"{method} · {trunk} (log: {run_dir(base, method, trunk) / 'log.txt'})")
             write_summary()
+
+    if not args.summary_only:
+        groups: dict[tuple[str, str], list[tuple[str, str, list[str]]]] = {}
+        for method, trunk, step in steps(args.quick, args.trunks, args.methods, seeds):
+            groups.setdefault((method, trunk), []).append((method, trunk, step))
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            list(pool.map(run_group, groups.values()))
     write_summary()
     print(f"wrote {summary} in {time.monotonic() - start:.0f} s" + (f"; FAILED: {'; '.join(failed)}" if failed else ""))
     if failed:

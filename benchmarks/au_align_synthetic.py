@@ -198,10 +198,12 @@ def main() -> None:
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "results" / "au_align.md")
     parser.add_argument("--img", type=Path, default=None, help="default docs/img/au_align_synthetic[_<trunk>].png")
     parser.add_argument("--trunk", choices=TRUNKS, default="none", help="the backbone every arm starts from")
+    parser.add_argument("--pretrain-epochs", type=int, default=None,
+                        help="trunk pretraining epochs (default: benchmarks/pretrain_trunks.py's)")  # fmt: skip
     parser.add_argument("--no-doc", action="store_true", help="write neither the results doc nor the figure")
     args = parser.parse_args()
     start = time.monotonic()
-    extra = trunk_overrides(args.trunk, "small_cnn", 16)
+    extra = trunk_overrides(args.trunk, "small_cnn", 16, epochs=args.pretrain_epochs)
     results = {arm: [train(arm, s, args.epochs, args.out, extra) for s in args.seeds] for arm in args.arms}
     text = table(results, args.seeds, args.epochs)
     print(text)

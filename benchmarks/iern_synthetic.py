@@ -178,8 +178,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_iern")
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--trunk", choices=TRUNKS, default="none", help="the backbone every model starts from")
+    parser.add_argument("--pretrain-epochs", type=int, default=None,
+                        help="trunk pretraining epochs (default: benchmarks/pretrain_trunks.py's)")  # fmt: skip
     args = parser.parse_args()
-    extra = trunk_overrides(args.trunk, "small_cnn", 32)
+    extra = trunk_overrides(args.trunk, "small_cnn", 32, epochs=args.pretrain_epochs)
     rows: dict[str, list[dict[str, float]]] = {m: [] for m in args.models}
     metrics = ["iid_acc", "ood_acc", "source_probe", "dc_acc_on_e", "train_loss", "train_acc"]
     for seed in args.seeds:

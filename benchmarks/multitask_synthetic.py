@@ -316,6 +316,8 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_multitask")
     parser.add_argument("--trunk", choices=TRUNKS, default="none", help="the backbone every network starts from")
+    parser.add_argument("--pretrain-epochs", type=int, default=None,
+                        help="trunk pretraining epochs (default: benchmarks/pretrain_trunks.py's)")  # fmt: skip
     parser.add_argument("--no-single", action="store_true", help="skip the single-task models")
     parser.add_argument(
         "--overrides",
@@ -324,7 +326,7 @@ def main() -> None:
         help="extra `fermix train` overrides for every run (a smoke test of the script; not the grid)",
     )
     args = parser.parse_args()
-    EXTRA[:] = [*args.overrides, *trunk_overrides(args.trunk, "small_cnn", 32)]
+    EXTRA[:] = [*args.overrides, *trunk_overrides(args.trunk, "small_cnn", 32, epochs=args.pretrain_epochs)]
     torch.set_num_threads(1)
     verify = set(args.seeds[:1] if args.verify is None else args.verify)
     times_path = args.out / "train_seconds.json"

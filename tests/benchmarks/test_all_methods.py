@@ -85,6 +85,13 @@ def test_steps_follow_the_priority_order(am: Any) -> None:
     assert sum(m == "causalmer" for m, _, _ in quick) == 1  # no image trunk: trunk none only
 
 
+def test_quick_mode_pretrains_its_trunks_for_one_epoch_and_the_full_grid_uses_the_default_budget(am: Any) -> None:
+    quick = am.steps(True, ["none", "identity"], ["iern", "dmue"], [0])
+    assert all(("--pretrain-epochs" in a) == (t != "none") for _, t, a in quick)
+    assert all(a[a.index("--pretrain-epochs") + 1] == "1" for _, t, a in quick if t != "none")
+    assert not any("--pretrain-epochs" in a for _, _, a in am.steps(False, ["identity"], list(am.METHODS), [0]))
+
+
 def test_causalmer_layout_is_read_as_shared_rows(am: Any) -> None:
     runs = [
         {"selection": sel, "regime": "interaction", "model": model, "seed": s,
