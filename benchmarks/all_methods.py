@@ -14,6 +14,9 @@ image trunk: it runs only with trunk none.
 
 Measured (2026-12-07, the shared 2-core machine at a load average of about 5 from other jobs): --quick --trunks none
 took 37 min (iern 262 s, dmue 314 s, au_align 214 s, multitask 387 s, causalmer 1057 s), not the 20 min aimed at.
+Since then the quick mode runs two benchmarks at once (--jobs 2, one per core), pretrains its trunks for one
+epoch (cached as <name>_e1) and causalmer's fused model is the time-averaged MLP (about 35 s per training
+instead of minutes); that version has not been timed on an idle machine yet.
 
 Runs go to runs/all_methods/{full,quick}/<method>/<trunk>/ (a step's log: log.txt there). A quick-mode
 summary (runs/all_methods/quick/summary.md unless --summary is given) says so and decides nothing.
