@@ -111,3 +111,5 @@ def test_softmax_head_metrics_read_the_argmax_as_the_one_present_emotion():
 def test_unknown_iemocap_head_is_one_sentence():
     with pytest.raises(FermixError, match="iemocap_head must be pairs or softmax"):
         task_of(iemocap_info(), "m", iemocap_head="sigmoid")
+    with pytest.raises(FermixError, match="the mosei7 task has its own head"):
+        task_of(mosei_info(), "m", iemocap_head="softmax")

@@ -131,6 +131,8 @@ def task_of(
         raise FermixError(f"mosei_binary must be one of {', '.join(MOSEI_BINARY)}, not `{mosei_binary}`")
     if iemocap_head not in IEMOCAP_HEADS:
         raise FermixError(f"iemocap_head must be pairs or softmax, not `{iemocap_head}`")
+    if iemocap_head == "softmax" and kind != "iemocap4":
+        raise FermixError(f"iemocap_head=softmax is for the four IEMOCAP emotions; the {kind} task has its own head")
     regression = kind == "mosei7" and mosei_task == "regression"
     if regression and "score" not in data_info.keys:
         raise FermixError(f"method {method_name} with mosei_task=regression needs `score`, which the dataset lacks")
