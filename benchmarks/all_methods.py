@@ -16,7 +16,12 @@ Measured (2026-12-07, the shared 2-core machine at a load average of about 5 fro
 took 37 min (iern 262 s, dmue 314 s, au_align 214 s, multitask 387 s, causalmer 1057 s), not the 20 min aimed at.
 Since then the quick mode runs two benchmarks at once (--jobs 2, one per core), pretrains its trunks for one
 epoch (cached as <name>_e1) and causalmer's fused model is the time-averaged MLP (about 35 s per training
-instead of minutes); that version has not been timed on an idle machine yet.
+instead of minutes). Measured (2026-12-07 21:04-21:35, --quick with every start, a fresh output folder and
+trunks pretrained from scratch, next to one other training process, so 3 processes on 2 cores for most of it):
+30.6 min (per step, s: none iern 274, dmue 283, au_align 174, multitask 416, causalmer 165; identity dmue 405,
+iern 496, au_align 180, multitask 377; expression iern 291, dmue 191, au_align 90, multitask 170; each identity
+or expression step includes building its 1-epoch trunk). Still above 20 min; on an idle machine it should
+shrink by about a third (not measured).
 
 Runs go to runs/all_methods/{full,quick}/<method>/<trunk>/ (a step's log: log.txt there). A quick-mode
 summary (runs/all_methods/quick/summary.md unless --summary is given) says so and decides nothing.
