@@ -20,8 +20,10 @@ instead of minutes). Measured (2026-12-07 21:04-21:35, --quick with every start,
 trunks pretrained from scratch, next to one other training process, so 3 processes on 2 cores for most of it):
 30.6 min (per step, s: none iern 274, dmue 283, au_align 174, multitask 416, causalmer 165; identity dmue 405,
 iern 496, au_align 180, multitask 377; expression iern 291, dmue 191, au_align 90, multitask 170; each identity
-or expression step includes building its 1-epoch trunk). Still above 20 min; on an idle machine it should
-shrink by about a third (not measured).
+or expression step includes building its 1-epoch trunk). The same run on the idle machine (21:56-22:12, fresh
+1-epoch trunks again, nothing else running): 16.0 min (960 s; none iern 127, dmue 131, au_align 78, multitask
+176, causalmer 68; identity iern 201, dmue 167, au_align 82, multitask 183; expression iern 141, dmue 141,
+au_align 84, multitask 180).
 
 Runs go to runs/all_methods/{full,quick}/<method>/<trunk>/ (a step's log: log.txt there). A quick-mode
 summary (runs/all_methods/quick/summary.md unless --summary is given) says so and decides nothing.
