@@ -111,7 +111,7 @@ def confusion_figure(
     With `normalize`, cells are coloured by and show the row percentage (recall share) and, below
     it, the count; a class absent from the split has an all-zero row, shown as 0%. The same
     figure goes to confusion_<split>.png and to TensorBoard's `val/confusion`. Beyond
-    ANNOTATED_CLASSES classes (e.g. the people of `dataset=synthetic_identity`) the cells carry no
+    ANNOTATED_CLASSES classes (e.g. the people of an identity-classification dataset) the cells carry no
     text, every k-th class is named and the figure keeps a fixed size, so time and memory stay bounded.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg

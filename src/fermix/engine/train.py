@@ -172,7 +172,7 @@ def _log_start(trainer: pl.Trainer, cfg: DictConfig, method: Any, info: Any, run
 
 
 def _class_list(classes: tuple[str, ...], shown: int = 12) -> str:
-    """The class names for the start line; hundreds (synthetic_identity's people) as first, last and count."""
+    """The class names for the start line; hundreds (an identity dataset's people) as first, last and count."""
     if len(classes) <= shown:
         return ", ".join(classes)
     return f"{', '.join(classes[:3])}, ..., {classes[-1]}: {len(classes)} classes"
