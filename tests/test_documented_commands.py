@@ -622,8 +622,13 @@ def stand_in(tmp_path_factory) -> Iterator[Placeholders]:
             raise memo[key]
         return memo[key]
 
+    from fermix import cli
+
+    every_protocol = {key: protocol for key, (protocol, _) in cli.registered_protocols().items()}
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(config_check, "_compose", memoised)
+        # the stand-in checkpoint stands for any method and dataset: it offers every evaluation protocol
+        patch.setattr(cli, "_evaluation_protocols", lambda ckpt, dataset: every_protocol)
         yield Placeholders(tmp, ckpt)
 
 

@@ -63,8 +63,6 @@ Set FERMIX_DEBUG=1 to see tracebacks.
 # What `fermix test` may change: nothing that alters the model it rebuilds from the checkpoint.
 TEST_ALLOWED = (
     "ckpt", "split", "accelerator", "precision", "progress", "data.batch_size", "data.num_workers", "data.bad_images",
-    "abaw_submission",
-    "eval.remove",
 )  # fmt: skip
 TEST_ALLOWED_PREFIXES = ("dataset", "paths.", "hydra.")
 
@@ -112,6 +110,42 @@ def _override_key(arg: str) -> str:
     return arg.split("=", 1)[0].lstrip("+~")
 
 
+def _evaluation_protocols(ckpt: str, dataset: str | None) -> dict[str, Any]:
+    """The evaluation protocols of a checkpoint's method and of the dataset it is evaluated on."""
+    from fermix.engine.checkpoint import load_checkpoint
+    from fermix.protocols import declared
+    from fermix.registry import DATASETS, METHODS
+
+    try:
+        config = load_checkpoint(ckpt, mmap=True)["fermix"]["config"]
+        owners = [METHODS.get(str(config["method"]["name"])), DATASETS.get(dataset or str(config["dataset"]["name"]))]
+    except (FermixError, KeyError, TypeError):
+        return {}  # an unreadable checkpoint offers nothing; fermix test then says what is wrong with it
+    return declared(*owners)
+
+
+def _describe(protocols: dict[str, Any]) -> str:
+    from fermix.protocols import describe
+
+    return describe(protocols.values())
+
+
+def registered_protocols() -> dict[str, tuple[Any, list[str]]]:
+    """Every evaluation protocol a registered method or dataset declares: key -> (protocol, its owners)."""
+    from fermix.registry import DATASETS, METHODS
+
+    found: dict[str, tuple[Any, list[str]]] = {}
+    for kind, registry in (("method", METHODS), ("dataset", DATASETS)):
+        for name in registry.names():
+            try:
+                plugin = registry.get(name)
+            except Exception:  # a plugin whose optional dependency is missing declares nothing we can read
+                continue
+            for protocol in getattr(plugin, "evaluation_protocols", ()) or ():
+                found.setdefault(protocol.key, (protocol, []))[1].append(f"{kind} {name}")
+    return found
+
+
 def check_test_args(args: Sequence[str]) -> list[str]:
     """Refuse what `fermix test` cannot honour, before Hydra creates any directory."""
     args = list(args)
@@ -121,14 +155,27 @@ def check_test_args(args: Sequence[str]) -> list[str]:
     keys = [_override_key(a) for a in overrides]
     if "ckpt" not in keys:
         fail("fermix test needs ckpt=PATH, a .ckpt that fermix train wrote (e.g. runs/.../checkpoints/best.ckpt)")
+    ckpt = overrides[keys.index("ckpt")].split("=", 1)[1]
+    choice = next((a.split("=", 1)[1] for a, k in zip(overrides, keys, strict=True) if k == "dataset"), None)
+    offered: dict[str, Any] | None = None  # the checkpoint's evaluation protocols, read when first needed
     for arg, key in zip(overrides, keys, strict=True):
         if key in TEST_ALLOWED or key.startswith(TEST_ALLOWED_PREFIXES):
             continue
+        if offered is None:
+            offered = _evaluation_protocols(ckpt, choice) if Path(ckpt).is_file() else {}
+        if key in offered:  # not in configs/test.yaml: the protocol's owner declares it
+            args[args.index(arg)] = "+" + arg.lstrip("+")
+            continue
+        owners = registered_protocols().get(key, (None, []))[1]
+        if owners:
+            fail(
+                f"`{arg}` is an evaluation option of {' and '.join(owners)}, which this checkpoint's method and "
+                f"evaluation dataset do not include (its evaluation options: {_describe(offered)})"
+            )
         fail(
             f"`{arg}` would change the model, but fermix test evaluates a checkpoint as it was trained; "
             f"only dataset paths, dataset=, data.batch_size, data.num_workers, accelerator and precision may change"
         )
-    ckpt = overrides[keys.index("ckpt")].split("=", 1)[1]
     if not Path(ckpt).is_file():
         fail(f"checkpoint {ckpt} does not exist")
     # `dataset.root=X` with no `dataset=` choice adjusts the checkpoint's own dataset: the test

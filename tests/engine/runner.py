@@ -10,11 +10,15 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
-from fermix.cli import config_dir
+from fermix.cli import check_test_args, config_dir
 from fermix.engine.rundir import register_resolvers
 
 
 def compose_job(command: str, overrides: Sequence[str], run_dir: Path):
+    """The job's config as `fermix <command>` composes it (for test: after the CLI's checks, which add
+    the keys of the checkpoint's evaluation protocols)."""
+    if command == "test":
+        overrides = check_test_args(overrides)
     register_resolvers()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose(config_name=command, overrides=list(overrides), return_hydra_config=True)

@@ -5,12 +5,9 @@ from typing import ClassVar
 
 import pandas as pd
 import pytest
-import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fermix.engine.evaluate import remove_modalities
-from fermix.errors import FermixError
 from fermix.methods.base import Method, MethodConfig
 from fermix.registry import METHODS, Entry
 from tests.engine.runner import quick_overrides, run_train_in_process
@@ -63,15 +60,3 @@ def test_validation_reports_the_methods_metric_and_loss_and_selects_on_it(tmp_pa
     assert logged["val/own_acc"].notna().sum() == 2 and logged["val/loss"].notna().sum() == 2
     assert OwnMetrics.seen[:2] == [summary["split_sizes"]["val"]] * 2  # every validation sample, once per epoch
     assert "own_acc" in summary["metrics"]["test"] and "acc" not in summary["metrics"]["test"]
-
-
-def test_removing_modalities_zeroes_exactly_those_inputs():
-    batch = {"text": torch.ones(2, 3, 4), "audio": torch.ones(2, 5, 6), "vision": torch.ones(2, 3, 2)}
-    batch["expr"] = torch.ones(2)
-    out = remove_modalities(dict(batch), "tv")
-    assert out["text"].abs().sum() == 0 and out["vision"].abs().sum() == 0
-    assert torch.equal(out["audio"], batch["audio"]) and torch.equal(out["expr"], batch["expr"])
-    with pytest.raises(FermixError, match="t, a and v"):
-        remove_modalities(dict(batch), "x")
-    with pytest.raises(FermixError, match="`audio`"):
-        remove_modalities({"text": torch.ones(1)}, "a")

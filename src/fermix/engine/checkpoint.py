@@ -44,13 +44,15 @@ def save_atomic(obj: Any, path: Path) -> None:
         torch.save(obj, tmp)
 
 
-def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
-    """Load and validate a fermix checkpoint, with one readable sentence for each way it can be wrong."""
+def load_checkpoint(path: str | Path, map_location: Any = "cpu", mmap: bool = False) -> dict[str, Any]:
+    """Load and validate a fermix checkpoint, with one readable sentence for each way it can be wrong.
+
+    `mmap=True` maps the tensors instead of reading them: a cheap look at the metadata."""
     path = Path(path)
     if not path.is_file():
         raise FermixError(f"checkpoint {path} does not exist")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as exc:
         raise FermixError(
             f"checkpoint {path} cannot be read: it is truncated, corrupt or holds more than tensors "

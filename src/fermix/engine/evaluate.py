@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,6 @@ import torch
 from torch.utils.data import DataLoader, default_collate
 
 from fermix.engine.artifacts import plot_confusion_matrix, save_figure, write_predictions_csv
-from fermix.errors import FermixError
 from fermix.methods.base import Method
 from fermix.metrics import ExpressionMetrics, scalar_metrics
 from fermix.metrics.abaw import au_scores, va_scores
@@ -57,21 +56,6 @@ def _map_targets(expr: torch.Tensor, target_map: torch.Tensor | None) -> torch.T
 
 
 TARGET_KEYS = ("expr", "au", "va", "score")  # the labels evaluation collects, when the batches carry them
-MODALITY_KEYS = {"t": "text", "a": "audio", "v": "vision"}
-
-
-def remove_modalities(batch: dict[str, Any], remove: str) -> dict[str, Any]:
-    """Zero the input tensors of the modalities in `remove` (letters t, a, v): the missing-modality test."""
-    unknown = sorted(set(remove) - set(MODALITY_KEYS))
-    if unknown:
-        raise FermixError(f"eval.remove={remove!r} may only name modalities t, a and v")
-    for letter in remove:
-        key = MODALITY_KEYS[letter]
-        if key not in batch:
-            raise FermixError(f"eval.remove={remove!r} names `{key}`, which this dataset does not supply")
-        batch[key] = torch.zeros_like(batch[key])
-    return batch
-
 
 @torch.inference_mode()
 def predict_split(
@@ -80,14 +64,15 @@ def predict_split(
     device: torch.device,
     precision: str | None = None,
     target_map: torch.Tensor | None = None,
-    remove: str = "",
+    transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Run `method.predict` over a loader; returns ids, targets and concatenated CPU outputs.
 
     The result holds `sample_id`, the predict outputs by name, `targets` ({expr, au, va}: those
     the batches carry) and, for convenience, `expr` = targets["expr"]. With `target_map`, the
     batch's `expr` is moved into the model's label space before `predict` sees it (a method may
-    read the true label at evaluation, e.g. for a true-class CAM). `remove` zeroes input modalities.
+    read the true label at evaluation, e.g. for a true-class CAM). `transform` changes each batch
+    before `predict` sees it (an evaluation protocol's, e.g. zeroing an input modality).
     """
     was_training = method.training
     method.eval().to(device)
@@ -99,8 +84,8 @@ def predict_split(
             batch = to_device(batch, device)
             if "expr" in batch:
                 batch["expr"] = _map_targets(batch["expr"], target_map)
-            if remove:
-                batch = remove_modalities(batch, remove)
+            if transform is not None:
+                batch = transform(batch)
             with autocast(device, precision):
                 out = method.predict(batch)
             ids += list(batch["sample_id"])
@@ -139,7 +124,7 @@ def evaluate_split(
     precision: str | None = None,
     target_map: torch.Tensor | None = None,
     predictions: dict[str, Any] | None = None,
-    remove: str = "",
+    transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Metrics of one split, plus predictions_<split>.csv and confusion_<split>.png in out_dir.
 
@@ -152,10 +137,11 @@ def evaluate_split(
 
     `target_map` maps the evaluation dataset's label indices to the model's (cross-dataset
     evaluation); −1 marks classes the model does not know, which are left out. `predictions`
-    (a `predict_split` result of this loader) skips the forward pass.
+    (a `predict_split` result of this loader) skips the forward pass; `transform` changes each batch
+    before `predict` sees it (see `predict_split`).
     """
     if predictions is None:
-        predictions = predict_split(method, loader, device, precision, target_map, remove=remove)
+        predictions = predict_split(method, loader, device, precision, target_map, transform=transform)
     preds = predictions
     targets = preds["targets"]
     outputs = {k: v for k, v in preds.items() if k not in ("sample_id", "expr", "targets")}

@@ -15,7 +15,6 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from fermix.data.info import DataInfo
 from fermix.data.label_spaces import LabelSpace, canonical_name
 from fermix.engine.artifacts import print_metrics_table
 from fermix.engine.build import plain
@@ -23,6 +22,7 @@ from fermix.engine.datamodule import FermixDataModule
 from fermix.engine.evaluate import evaluate_split, resolve_device
 from fermix.engine.restore import restore_method
 from fermix.errors import FermixError
+from fermix.protocols import EvalContext, EvalProtocol, declared, set_values
 from fermix.utils.io import atomic_write_json
 
 log = logging.getLogger("fermix")
@@ -58,67 +58,23 @@ def _eval_dataset_cfg(trained: DictConfig, override: Any) -> tuple[DictConfig, b
     return merged, True
 
 
-def write_submission(out: Path, records: Any, preds: dict[str, Any], info: DataInfo) -> dict[str, int]:
-    """ABAW 2020 files (one txt per video and task) from a split's predictions; returns files per task.
-
-    Predictions are matched to records by sample id, first occurrence first (a sequence model
-    sees a frame twice where windows overlap; the first prediction counts, as in the original).
-    AU decisions use the method's tuned thresholds when it predicts `au_pred`, else σ > 0.5; a
-    frame missing from a video repeats the previous frame's prediction.
-    """
-    import numpy as np
-
-    from fermix.report.abaw_submission import fill_missing_frames, submission_frames, write_abaw_submission
-
-    first: dict[str, int] = {}
-    for i, sample_id in enumerate(preds["sample_id"]):
-        first.setdefault(str(sample_id), i)
-    records = records[records["sample_id"].astype(str).isin(first)]
-    rows = np.array([first[str(i)] for i in records["sample_id"]], dtype=np.int64)
-    au = preds.get("au_pred")
-    if au is None and "au_logits" in preds:
-        au = (preds["au_logits"].sigmoid() > 0.5).float()
-    tables = submission_frames(
-        records,
-        expr_index=preds["expr_logits"].argmax(1).numpy()[rows] if "expr_logits" in preds else None,
-        class_names=tuple(info.label_space.classes),
-        au_pred=au.numpy()[rows] if au is not None else None,
-        au_names=tuple(info.extras.get("au_names") or ()),
-        va=preds["va"].numpy()[rows] if "va" in preds else None,
-    )
-    return {task: len(write_abaw_submission(out / task, task, fill_missing_frames(t))) for task, t in tables.items()}
+def protocols_of(method: Any, adapter: Any) -> dict[str, type[EvalProtocol]]:
+    """The evaluation protocols this checkpoint offers: its method's and its evaluation dataset's."""
+    return declared(type(method), type(adapter))
 
 
-def _missing_modalities(
-    cfg: DictConfig, method: Any, dm: Any, split: str, run_dir: Path, device: Any, precision: str, full: dict
-) -> dict[str, Any]:
-    """`eval.remove=[t, av, ...]` (or `all`): evaluate again with those modalities zeroed. Per
-    setting: the metrics and the drop gap (worse by how much, per metric); per metric: the std of
-    the gaps over the settings (the paper's balance statistic) and, when t, a and v were each
-    removed alone, each modality's contribution (its drop, normalised to sum to 1)."""
-    from fermix.engine.artifacts import print_metrics_table
-    from fermix.metrics.multimodal import REMOVAL_SETTINGS, drop_gaps, gap_std, modality_contribution
-
-    remove = (cfg.get("eval") or {}).get("remove")
-    if not remove:
-        return {}
-    settings = list(REMOVAL_SETTINGS) if remove == "all" else [str(r) for r in remove]
-    removed: dict[str, dict[str, float]] = {}
-    for setting in settings:
-        out_dir = run_dir / f"remove_{setting}"
-        removed[setting] = evaluate_split(method, dm.loader(split), split, out_dir, device=device,
-                                          precision=precision, remove=setting)["metrics"]  # fmt: skip
-        print_metrics_table(removed[setting], title=f"{method.name} · {split} · without {setting}")
-    names = sorted(k for k in full if all(k in m for m in removed.values()))
-    gaps = {k: drop_gaps(full, removed, k) for k in names}
-    result: dict[str, Any] = {
-        "settings": {s: {"metrics": removed[s], "gap": {k: gaps[k][s] for k in names}} for s in settings},
-        "gap_std": {k: gap_std(gaps[k]) for k in names},
-    }
-    print_metrics_table(result["gap_std"], title=f"{method.name} · std of the drop gaps over {', '.join(settings)}")
-    if {"t", "a", "v"} <= set(removed):
-        result["contribution"] = {k: modality_contribution(full, removed, k) for k in names}
-    return result
+def run_protocols(cfg: DictConfig, protocols: dict[str, type[EvalProtocol]], ctx: EvalContext) -> dict[str, Any]:
+    """Run each protocol whose override is set (in the order the owners declare them); their results by
+    summary key. A protocol key set for a checkpoint that does not offer it is refused by the CLI."""
+    results: dict[str, Any] = {}
+    for key, value in set_values(cfg, protocols).items():
+        protocol = protocols[key]
+        if not protocol.enabled(value):
+            continue
+        out = protocol().run(value, ctx)
+        if out:
+            results[protocol.summary_key or key] = out
+    return results
 
 
 def run_test(cfg: DictConfig) -> dict[str, Any]:
@@ -158,10 +114,19 @@ def run_test(cfg: DictConfig) -> dict[str, Any]:
         target_map=label_map(info.label_space, data_info.label_space),
     )
     print_metrics_table(result["metrics"], title=f"{method.name} · {dataset_cfg.name} {split} · {ckpt_path.name}")
-    removal = _missing_modalities(cfg, method, dm, split, run_dir, device, str(precision), result["metrics"])
-    if cfg.get("abaw_submission"):
-        written = write_submission(run_dir / "abaw_submission", dm.split_records(split), result["predictions"], info)
-        log.info("ABAW submission files: %s", ", ".join(f"{t} {n}" for t, n in written.items()))
+
+    target_map = label_map(info.label_space, data_info.label_space)
+
+    def evaluate_with(transform: Any, out_dir: Path) -> dict[str, Any]:
+        return evaluate_split(method, dm.loader(split), split, out_dir, device=device, precision=str(precision),
+                              target_map=target_map, transform=transform)  # fmt: skip
+
+    context = EvalContext(
+        method=method, data_info=data_info, split=split, loader=dm.loader(split), records=dm.split_records(split),
+        run_dir=run_dir, result=result, evaluate_with=evaluate_with,
+        show=lambda metrics, title: print_metrics_table(metrics, title=title), log=log.info,
+    )  # fmt: skip
+    extra = run_protocols(cfg, protocols_of(method, dm.adapter), context)
     summary = {
         "checkpoint": str(ckpt_path),
         "method": method.name,
@@ -174,7 +139,6 @@ def run_test(cfg: DictConfig) -> dict[str, Any]:
         "checkpoint_val_metrics": meta.get("metrics", {}).get("val", {}),
         "eval_config": plain(cfg),
     }
-    if removal:
-        summary["missing_modality"] = removal
+    summary.update(extra)
     atomic_write_json(run_dir / "summary.json", summary)
     return summary

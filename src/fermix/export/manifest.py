@@ -56,12 +56,9 @@ def input_spec(preprocessing: Mapping[str, Any], image_size: int, in_channels: i
     }
 
 
-def _meaning(name: str, method: str, classes: Sequence[str], au_names: Sequence[str]) -> dict[str, Any]:
+def _meaning(name: str, meanings: Mapping[str, str], classes: Sequence[str], au_names: Sequence[str]) -> dict[str, Any]:
     if name == "expr_logits":
-        if method == "multitask":
-            text = "log of the ensemble's mean expression probability per class (softmax gives it back)"
-        else:
-            text = "expression logits per class; softmax gives probabilities"
+        text = meanings.get(name, "expression logits per class; softmax gives probabilities")
         return {"meaning": text, "classes": list(classes)}
     if name == "au_logits":
         return {"meaning": "action-unit logits; sigmoid gives occurrence probabilities", "action_units": list(au_names)}
@@ -80,15 +77,20 @@ def _meaning(name: str, method: str, classes: Sequence[str], au_names: Sequence[
 
 
 def output_specs(
-    names: Sequence[str], outputs: Sequence[torch.Tensor], method: str, classes: Sequence[str], au_names: Sequence[str]
+    names: Sequence[str],
+    outputs: Sequence[torch.Tensor],
+    meanings: Mapping[str, str],
+    classes: Sequence[str],
+    au_names: Sequence[str],
 ) -> list[dict[str, Any]]:
-    """One entry per output, in tuple order; the first dimension is the dynamic batch."""
+    """One entry per output, in tuple order; the first dimension is the dynamic batch. `meanings`: the
+    method's own wording for an output that differs from the usual (`Method.output_meanings`)."""
     specs = []
     for index, (name, value) in enumerate(zip(names, outputs, strict=True)):
         shape = [BATCH, *(int(d) for d in value.shape[1:])]
         dtype = str(value.dtype).removeprefix("torch.")
         specs.append({"index": index, "name": name, "shape": shape, "dtype": dtype,
-                      **_meaning(name, method, classes, au_names)})  # fmt: skip
+                      **_meaning(name, meanings, classes, au_names)})  # fmt: skip
     return specs
 
 
@@ -102,6 +104,7 @@ def build_manifest(
     names: Sequence[str],
     outputs: Sequence[torch.Tensor],
     extra: Mapping[str, Any] | None = None,
+    meanings: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The fermix.json contents for a model exported from a checkpoint with metadata `meta`."""
     data_info = meta["data_info"]
@@ -115,7 +118,7 @@ def build_manifest(
         "files": dict(files),
         "method": meta["method"],
         "input": input_spec(meta.get("preprocessing") or {}, image_size, in_channels),
-        "outputs": output_specs(names, outputs, meta["method"], classes, au_names),
+        "outputs": output_specs(names, outputs, meanings or {}, classes, au_names),
         "output_names": list(names),
         "label_space": meta.get("label_space", data_info["label_space"]),
         "action_units": au_names,

@@ -96,7 +96,8 @@ def export_checkpoint(
         expected = wrapper(check)
     files = {"model": model_path.name}
     manifest = build_manifest(fmt=fmt, files=files, meta=meta, ckpt_path=ckpt_path, image_size=size,
-                              names=wrapper.output_names, outputs=expected, extra=extra)  # fmt: skip
+                              names=wrapper.output_names, outputs=expected, extra=extra,
+                              meanings=method.output_meanings)  # fmt: skip
     if fmt == "safetensors":
         atomic_write_json(out_dir / MANIFEST, manifest)  # load_safetensors reads it (the final one follows)
     if verify:

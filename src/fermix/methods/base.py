@@ -35,6 +35,9 @@ a method never calls `.cuda()`, never writes files and never logs. What the engi
   `derived_metrics(values)` adds numbers computed from the engine's split metrics (e.g. a
   checkpoint-selection sum); `calibrate(outputs, targets)` fits post-hoc state (decision
   thresholds) on the validation split after training; the engine saves it in the checkpoint.
+- optional, a paper's own evaluation protocol: `evaluation_protocols` lists `fermix.protocols.EvalProtocol`
+  classes that `fermix test` offers for this method's checkpoints, each switched on by its own override
+  (CausalMER's missing-modality test: `eval.remove=...`). Dataset adapters declare theirs the same way.
 
 State that inference needs lives in parameters or registered buffers, so it travels in the
 checkpoint's state dict.
@@ -55,6 +58,7 @@ if TYPE_CHECKING:
     from torch.utils.data import Dataset, Sampler
 
     from fermix.data.info import DataInfo
+    from fermix.protocols import EvalProtocol
 
 Batch = dict[str, Any]
 
@@ -133,6 +137,11 @@ class Method(nn.Module):
     # optimizers' backward passes reaches only its own networks): the engine then runs DDP with
     # find_unused_parameters. None = True exactly for manually optimised methods.
     ddp_find_unused_parameters: ClassVar[bool | None] = None
+    # What an output means where it is not the usual (fermix.json of `fermix export`), e.g. log-probabilities
+    # of an ensemble in `expr_logits`.
+    output_meanings: ClassVar[dict[str, str]] = {}
+    # Extra evaluations `fermix test` offers for this method (fermix.protocols), each with its own override.
+    evaluation_protocols: ClassVar[tuple[type[EvalProtocol], ...]] = ()
 
     def __init__(self, config: MethodConfig, data_info: DataInfo, backbone: Mapping[str, Any]) -> None:
         super().__init__()

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from fermix.data.datasets.abaw_submission import ABAW_HEADERS
 from fermix.data.synthetic.dataset import SyntheticDataset
 from fermix.data.writers.affwild2 import write_affwild2
-from fermix.report.abaw_submission import ABAW_HEADERS
 from tests.conftest import run_fermix
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from fermix.data.action_units import AFFWILD2_AUS
+from fermix.data.datasets.abaw_submission import ABAWSubmission
 from fermix.data.datasets.common import dataset_root
 from fermix.data.images import read_image
 from fermix.data.label_spaces import LabelSpace, get_label_space, map_label
@@ -55,6 +56,7 @@ class AffWild2Dataset:
 
     name = "affwild2"
     au_names: tuple[str, ...] = AFFWILD2_AUS
+    evaluation_protocols = (ABAWSubmission,)  # fermix test ... abaw_submission=true
 
     def __init__(self, cfg: Mapping[str, Any]) -> None:
         self.root = dataset_root(cfg.get("root"), "Aff-Wild2")

@@ -21,6 +21,7 @@ from fermix.methods.base import Batch, ExtraCheckpoint, Method, MethodConfig
 from fermix.methods.causalmer.branches import build_branch
 from fermix.methods.causalmer.fusion import check_fusion, counterfactual_outputs
 from fermix.methods.causalmer.losses import kl_loss
+from fermix.methods.mult.missing_modality import MissingModality
 from fermix.methods.mult.task import MultimodalTask, modality_inputs, split_twin, task_of, with_twin
 from fermix.models.fused import build_fused
 from fermix.models.mult import MODALITIES
@@ -61,6 +62,7 @@ class CausalMER(Method):
     Config = CausalMERConfig
     requires = frozenset({"text", "audio", "vision", "expr"})
     tasks = ("multimodal",)
+    evaluation_protocols = (MissingModality,)  # fermix test ... eval.remove=[t, av] | all
     weight_files: ClassVar[tuple[str, ...]] = ("text_weights",)
     validation_uses_evaluation_metrics = True
     validation_loss = True  # the original schedules ReduceLROnPlateau on the validation L

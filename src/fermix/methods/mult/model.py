@@ -10,6 +10,7 @@ from torch import Tensor
 
 from fermix.data.info import DataInfo
 from fermix.methods.base import Batch, ExtraCheckpoint, Method, MethodConfig
+from fermix.methods.mult.missing_modality import MissingModality
 from fermix.methods.mult.task import MultimodalTask, modality_inputs, split_twin, task_of, with_twin
 from fermix.models.fused import build_fused
 
@@ -30,6 +31,7 @@ class MulTMethod(Method):
     Config = MulTMethodConfig
     requires = frozenset({"text", "audio", "vision", "expr"})
     tasks = ("multimodal",)
+    evaluation_protocols = (MissingModality,)  # fermix test ... eval.remove=[t, av] | all
     validation_uses_evaluation_metrics = True  # avg_acc: IEMOCAP's mean of 4 accuracies, MOSEI's Acc7
     validation_loss = True  # val/loss drives ReduceLROnPlateau, as the original
     # The original keeps the best-validation-loss model next to the best-avg-acc one: checkpoints/best_loss.ckpt.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -90,6 +90,9 @@ class Multitask(Method):
     Config = MultitaskConfig
     requires = frozenset({"image"})
     tasks = ("expr", "au", "va")
+    output_meanings: ClassVar[dict[str, str]] = {
+        "expr_logits": "log of the ensemble's mean expression probability per class (softmax gives it back)"
+    }
 
     def __init__(self, config: MultitaskConfig, data_info: DataInfo, backbone: Mapping[str, Any]) -> None:
         super().__init__(config, data_info, backbone)

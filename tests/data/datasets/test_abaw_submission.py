@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fermix.data.datasets.abaw_submission import ABAW_HEADERS, write_abaw_submission
 from fermix.errors import FermixError
-from fermix.report.abaw_submission import ABAW_HEADERS, write_abaw_submission
 
 
 def _frames(videos: dict[str, range], seed: int = 0) -> pd.DataFrame:

@@ -1,5 +1,8 @@
 """ABAW 2020 submission files: one `<video>.txt` per test video (spec §6, the original's `test.py`).
 
+An evaluation protocol of the Aff-Wild2 adapter: `fermix test ckpt=... abaw_submission=true` writes
+`abaw_submission/<AU|EXPR|VA>/<video>.txt` next to the test's summary.json.
+
 Each file is a header line naming the task's columns, then one line per frame in frame order:
 AU `0,1,...` (8 ints), EXPR one int (0..6, header order), VA `v,a` with 4 decimals; no newline
 after the last line. The challenge maps the k-th data line to the k-th frame, so a gap in a
@@ -11,14 +14,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from fermix.errors import FermixError
+from fermix.protocols import EvalContext, EvalProtocol
 from fermix.utils.io import atomic_write_text
 
-__all__ = ["ABAW_HEADERS", "PREDICTION_COLUMNS", "write_abaw_submission"]
+__all__ = ["ABAW_HEADERS", "PREDICTION_COLUMNS", "ABAWSubmission", "write_abaw_submission"]
 
 ABAW_HEADERS: dict[str, tuple[str, ...]] = {
     "AU": ("AU1", "AU2", "AU4", "AU6", "AU12", "AU15", "AU20", "AU25"),
@@ -160,3 +165,51 @@ def submission_frames(
     if va is not None:
         tables["VA"] = base.assign(valence=np.asarray(va)[:, 0], arousal=np.asarray(va)[:, 1])
     return tables
+
+
+def write_submission(out: Path, records: pd.DataFrame, preds: dict[str, Any], class_names: tuple[str, ...],
+                     au_names: tuple[str, ...]) -> dict[str, int]:  # fmt: skip
+    """ABAW 2020 files (one txt per video and task) from a split's predictions; returns files per task.
+
+    Predictions are matched to records by sample id, first occurrence first (a sequence model
+    sees a frame twice where windows overlap; the first prediction counts, as in the original).
+    AU decisions use the method's tuned thresholds when it predicts `au_pred`, else σ > 0.5; a
+    frame missing from a video repeats the previous frame's prediction.
+    """
+    first: dict[str, int] = {}
+    for i, sample_id in enumerate(preds["sample_id"]):
+        first.setdefault(str(sample_id), i)
+    records = records[records["sample_id"].astype(str).isin(first)]
+    rows = np.array([first[str(i)] for i in records["sample_id"]], dtype=np.int64)
+    au = preds.get("au_pred")
+    if au is None and "au_logits" in preds:
+        au = (preds["au_logits"].sigmoid() > 0.5).float()
+    tables = submission_frames(
+        records,
+        expr_index=preds["expr_logits"].argmax(1).numpy()[rows] if "expr_logits" in preds else None,
+        class_names=class_names,
+        au_pred=au.numpy()[rows] if au is not None else None,
+        au_names=au_names,
+        va=preds["va"].numpy()[rows] if "va" in preds else None,
+    )
+    return {task: len(write_abaw_submission(out / task, task, fill_missing_frames(t))) for task, t in tables.items()}
+
+
+class ABAWSubmission(EvalProtocol):
+    key = "abaw_submission"
+    summary_key = "abaw_submission"
+    help = "true: also write ABAW 2020 files, abaw_submission/<AU|EXPR|VA>/<video>.txt"
+
+    def run(self, value: Any, ctx: EvalContext) -> dict[str, Any] | None:
+        if value is not True and str(value).lower() != "true":
+            raise FermixError(f"abaw_submission={value} must be true or false")
+        written = write_submission(
+            ctx.run_dir / "abaw_submission",
+            ctx.records,
+            ctx.result["predictions"],
+            tuple(ctx.method.data_info.label_space.classes),
+            tuple(ctx.method.data_info.extras.get("au_names") or ()),
+        )
+        ctx.log(f"ABAW submission files: {', '.join(f'{t} {n}' for t, n in written.items())}")
+        return None
+
