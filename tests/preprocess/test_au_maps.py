@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import warnings
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from fermix.errors import FermixError
 from fermix.preprocess import au_maps
 from fermix.preprocess.au_maps import (
     ACTION_UNITS,
     CODEBOOKS,
-    AUMapCache,
     au_map,
     au_map_from_units,
-    au_maps_batch,
     au_units,
 )
 
@@ -320,108 +314,3 @@ def test_non_square_images_are_mapped_to_the_square_frame_the_original_drew_in()
     assert valid
     np.testing.assert_array_equal(heat, au_map(FACE, "fear", (224, 224))[0])
     assert au_map(wide, "fear", (224, 448))[0].shape == (224, 448)
-
-
-# --- batches -------------------------------------------------------------------------------------
-
-
-def test_batch_helper_equals_the_per_sample_function() -> None:
-    rng = np.random.default_rng(1)
-    lms = np.stack([FACE + rng.normal(0, 2, FACE.shape) for _ in range(8)])
-    lms[5, 3] = np.nan
-    labels = torch.tensor([0, 1, 2, 3, 4, 5, 6, -1])
-    maps, valid = au_maps_batch(torch.from_numpy(lms).float(), labels, BASIC7, (224, 224), (56, 56), "paper")
-    assert maps.shape == (8, 1, 56, 56) and maps.dtype == torch.float32 and valid.dtype == torch.bool
-    for i, y in enumerate(labels.tolist()):
-        name = BASIC7[y] if y >= 0 else "neutral"
-        heat, ok = au_map(lms[i].astype(np.float32), name, (224, 224), (56, 56), "paper")
-        np.testing.assert_array_equal(maps[i, 0].numpy(), heat)
-        assert bool(valid[i]) == ok
-    assert valid.tolist() == [False, True, True, True, True, False, True, False]
-
-
-def test_batch_helper_rejects_labels_beyond_the_class_list() -> None:
-    with pytest.raises(FermixError, match="out of range"):
-        au_maps_batch(torch.zeros(2, 68, 2), torch.tensor([1, 9]), BASIC7, (224, 224))
-    with pytest.raises(FermixError, match=r"\(B, 68, 2\)"):
-        au_maps_batch(torch.zeros(2, 5, 2), torch.tensor([1, 2]), BASIC7, (224, 224))
-
-
-# --- cache ---------------------------------------------------------------------------------------
-
-
-def _cache_files(folder: Path) -> list[Path]:
-    return sorted(folder.rglob("*.npy"))
-
-
-def test_cache_hit_returns_the_identical_array_without_redrawing(tmp_path: Path, monkeypatch) -> None:
-    cache = AUMapCache(tmp_path)
-    first, valid = cache.get(FACE, "happy", (224, 224), (56, 56))
-    assert valid and len(_cache_files(tmp_path)) == 1
-    np.testing.assert_array_equal(first, au_map(FACE, "happy", (224, 224), (56, 56))[0])
-
-    def boom(*args, **kwargs):
-        raise AssertionError("redrawn despite a cached file")
-
-    monkeypatch.setattr(au_maps, "au_map_from_units", boom)
-    again, valid = cache.get(FACE.astype(np.float32), "happiness", (224, 224), (56, 56))
-    assert valid and again.dtype == np.float32
-    np.testing.assert_array_equal(again, first)
-
-
-def test_cache_keys_separate_everything_that_changes_the_map(tmp_path: Path) -> None:
-    cache = AUMapCache(tmp_path)
-    cache.get(FACE, "disgust", (224, 224), (56, 56))
-    cache.get(FACE, "disgust", (224, 224), (56, 56), codebook="paper")
-    cache.get(FACE, "disgust", (224, 224), (28, 28))
-    cache.get(FACE + 1.0, "disgust", (224, 224), (56, 56))
-    cache.get(FACE, "neutral", (224, 224), (56, 56))  # invalid maps are not stored
-    assert len(_cache_files(tmp_path)) == 4
-
-
-@pytest.mark.parametrize(
-    "damage",
-    [b"", b"\x93NUMPY garbage", None],
-    ids=["empty", "garbage", "truncated"],
-)
-def test_a_corrupt_cache_file_is_redrawn_and_rewritten(tmp_path: Path, damage: bytes | None) -> None:
-    cache = AUMapCache(tmp_path)
-    good, _ = cache.get(FACE, "sad", (224, 224), (56, 56))
-    (path,) = _cache_files(tmp_path)
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2] if damage is None else damage)
-    heat, valid = cache.get(FACE, "sad", (224, 224), (56, 56))
-    assert valid
-    np.testing.assert_array_equal(heat, good)
-    assert path.read_bytes() == data
-
-
-def test_a_cache_file_of_the_wrong_shape_or_range_is_redrawn(tmp_path: Path) -> None:
-    cache = AUMapCache(tmp_path)
-    good, _ = cache.get(FACE, "fear", (224, 224), (56, 56))
-    (path,) = _cache_files(tmp_path)
-    np.save(path, np.zeros((3, 3), np.float32))
-    np.testing.assert_array_equal(cache.get(FACE, "fear", (224, 224), (56, 56))[0], good)
-    np.save(path, np.full((56, 56), 7.0, np.float32))
-    np.testing.assert_array_equal(cache.get(FACE, "fear", (224, 224), (56, 56))[0], good)
-
-
-def test_an_unwritable_cache_warns_once_and_still_returns_maps(tmp_path: Path) -> None:
-    blocker = tmp_path / "not_a_dir"
-    blocker.write_text("x")
-    cache = AUMapCache(blocker)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        a, ok_a = cache.get(FACE, "happy", (224, 224))
-        b, ok_b = cache.get(FACE, "anger", (224, 224))
-    assert ok_a and ok_b and a.max() == 1.0 and b.max() == 1.0
-    assert len([w for w in caught if "not writable" in str(w.message)]) == 1
-
-
-def test_batch_helper_through_the_cache_matches_without(tmp_path: Path) -> None:
-    lms = torch.from_numpy(np.stack([FACE, FACE + 3.0])).float()
-    labels = torch.tensor([1, 4])
-    plain = au_maps_batch(lms, labels, BASIC7, (224, 224), (28, 28))
-    cached = au_maps_batch(lms, labels, BASIC7, (224, 224), (28, 28), cache=AUMapCache(tmp_path))
-    assert torch.equal(plain[0], cached[0]) and torch.equal(plain[1], cached[1])
-    assert len(_cache_files(tmp_path)) == 2

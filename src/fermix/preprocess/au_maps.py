@@ -28,13 +28,8 @@ the metric must skip.
 
 from __future__ import annotations
 
-import hashlib
-import io
-import os
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -43,10 +38,9 @@ import numpy as np
 
 from fermix.data.label_spaces import canonical_name
 from fermix.errors import FermixError
-from fermix.utils.io import atomic_write_bytes
 
 if TYPE_CHECKING:
-    import torch
+    pass
 
 __all__ = [
     "ACTION_UNITS",
@@ -54,11 +48,9 @@ __all__ = [
     "BASE_SIZE",
     "CODEBOOKS",
     "MID_RES",
-    "AUMapCache",
     "ActionUnit",
     "au_map",
     "au_map_from_units",
-    "au_maps_batch",
     "au_units",
 ]
 
@@ -340,139 +332,3 @@ def au_map(
     return au_map_from_units(
         landmarks, au_units(expression, codebook), image_size, out_size, base_size=base_size, mid_res=mid_res
     )
-
-
-# --- cache ---------------------------------------------------------------------------------------
-
-
-class AUMapCache:
-    """Valid maps stored as one .npy file each, keyed by everything that determines them.
-
-    Maps are cheap to draw; the cache is for loaders that are CPU-bound. Landmarks enter the key
-    rounded to 1/1000 px and the map is always drawn from the rounded values, so what a key
-    holds does not depend on which sample filled it. A missing, partial or corrupt file is
-    redrawn and rewritten; a cache folder that cannot be written warns once and is bypassed.
-    """
-
-    DECIMALS = 3
-
-    def __init__(self, folder: str | os.PathLike[str]) -> None:
-        self.folder = Path(folder)
-        self._warned = False
-
-    def key(
-        self,
-        landmarks: np.ndarray,
-        units: Sequence[int],
-        image_size: tuple[int, int],
-        out_size: tuple[int, int],
-        base_size: int,
-        mid_res: int,
-    ) -> str:
-        """Hex digest of the map's inputs (landmarks already rounded) and the renderer version."""
-        header = f"v{AU_MAP_VERSION}|units={','.join(map(str, units))}|in={image_size}|out={out_size}"
-        header += f"|base={base_size}|mid={mid_res}|"
-        digest = hashlib.sha256(header.encode())
-        digest.update(np.ascontiguousarray(landmarks, dtype="<f8").tobytes())
-        return digest.hexdigest()
-
-    def path(self, key: str) -> Path:
-        return self.folder / key[:2] / f"{key}.npy"
-
-    def get(
-        self,
-        landmarks: np.ndarray | None,
-        expression: str,
-        image_size: Sequence[int],
-        out_size: Sequence[int] | None = None,
-        codebook: str = "code",
-        *,
-        base_size: int = BASE_SIZE,
-        mid_res: int = MID_RES,
-    ) -> tuple[np.ndarray, bool]:
-        """`au_map` through the cache (invalid maps are never stored: they cost nothing)."""
-        units = au_units(expression, codebook)
-        image_hw = _hw(image_size, "image_size")
-        out_hw = image_hw if out_size is None else _hw(out_size, "out_size")
-        lm = _landmarks(landmarks)
-        if lm is None or not units or not np.isfinite(lm).all():
-            return _empty(out_hw)
-        lm = np.round(lm, self.DECIMALS) + 0.0  # + 0.0 turns -0.0 into 0.0, so equal points hash equally
-        path = self.path(self.key(lm, units, image_hw, out_hw, base_size, mid_res))
-        cached = self._read(path, out_hw)
-        if cached is not None:
-            return cached, True
-        heat, valid = au_map_from_units(lm, units, image_hw, out_hw, base_size=base_size, mid_res=mid_res)
-        if valid:
-            self._write(path, heat)
-        return heat, valid
-
-    @staticmethod
-    def _read(path: Path, out_hw: tuple[int, int]) -> np.ndarray | None:
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError):
-            return None
-        if (
-            not isinstance(arr, np.ndarray)
-            or arr.shape != out_hw
-            or arr.dtype != np.float32
-            or not np.isfinite(arr).all()
-            or arr.min() < 0.0
-            or arr.max() > 1.0
-        ):
-            return None
-        return arr
-
-    def _write(self, path: Path, heat: np.ndarray) -> None:
-        buf = io.BytesIO()
-        np.save(buf, heat, allow_pickle=False)
-        try:
-            atomic_write_bytes(path, buf.getvalue())
-        except OSError as exc:
-            if not self._warned:
-                self._warned = True
-                warnings.warn(f"AU map cache {self.folder} is not writable ({exc}); maps are not cached.", stacklevel=3)
-
-
-# --- batches -------------------------------------------------------------------------------------
-
-
-def au_maps_batch(
-    landmarks: torch.Tensor,
-    labels: torch.Tensor,
-    class_names: Sequence[str],
-    image_size: Sequence[int],
-    out_size: Sequence[int] | None = None,
-    codebook: str = "code",
-    *,
-    base_size: int = BASE_SIZE,
-    mid_res: int = MID_RES,
-    cache: AUMapCache | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Maps for a batch, drawn on the CPU: (B×1×h×w float32, B bool valid), on the landmarks' device.
-
-    `labels` index `class_names`; a negative label (unlabelled) gives the flagged empty map.
-    """
-    import torch
-
-    lms = landmarks.detach().to("cpu", torch.float64).numpy()
-    ys = labels.detach().to("cpu").long().numpy()
-    if lms.ndim != 3 or lms.shape[1:] != (68, 2):
-        raise FermixError(f"batched landmarks must have shape (B, 68, 2), got {tuple(lms.shape)}.")
-    if ys.shape != (lms.shape[0],):
-        raise FermixError(f"labels must have shape ({lms.shape[0]},) to match the landmarks, got {tuple(ys.shape)}.")
-    if (ys >= len(class_names)).any():
-        raise FermixError(f"label {int(ys.max())} is out of range for {len(class_names)} classes.")
-    image_hw = _hw(image_size, "image_size")
-    out_hw = image_hw if out_size is None else _hw(out_size, "out_size")
-    draw = cache.get if cache is not None else au_map
-    maps = np.zeros((len(ys), 1, *out_hw), dtype=np.float32)
-    valid = np.zeros(len(ys), dtype=bool)
-    for i, (lm, y) in enumerate(zip(lms, ys, strict=True)):
-        if y < 0:
-            continue
-        maps[i, 0], valid[i] = draw(
-            lm, class_names[y], image_hw, out_hw, codebook, base_size=base_size, mid_res=mid_res
-        )
-    return torch.from_numpy(maps).to(landmarks.device), torch.from_numpy(valid).to(landmarks.device)

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from fermix.data.samplers import ClassBalancedSampler
-from fermix.data.task_samplers import MLROSSampler, SubsetShuffleSampler, VAHistogramSampler
 from fermix.engine.datamodule import FermixDataModule
 from fermix.methods.multitask import Multitask, MultitaskConfig
+from fermix.methods.multitask.samplers import MLROSSampler, SubsetShuffleSampler, VAHistogramSampler
 
 DATA = {"batch_size": 5, "num_workers": 0, "image_size": 32, "resize": 32, "mean": [0.5] * 3, "std": [0.5] * 3,
         "augment": {"random_crop": False}}  # fmt: skip

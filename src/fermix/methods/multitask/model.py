@@ -172,7 +172,7 @@ class Multitask(Method):
     # --- data ------------------------------------------------------------------------------
     def train_sources(self, labels: Mapping[str, Any], seed: int) -> dict[str, TrainSource]:
         from fermix.data.samplers import ClassBalancedSampler
-        from fermix.data.task_samplers import MLROSSampler, SubsetShuffleSampler, VAHistogramSampler
+        from fermix.methods.multitask.samplers import MLROSSampler, SubsetShuffleSampler, VAHistogramSampler
 
         present = {t: _labelled(t, labels) for t in self.config.train_tasks if t in labels}
         present = {t: rows for t, rows in present.items() if len(rows)}

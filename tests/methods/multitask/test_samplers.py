@@ -8,14 +8,14 @@ import pytest
 from scipy.stats import chisquare
 
 from fermix.data.samplers import REPEAT_STRIDE, ClassBalancedSampler, _EpochSeeded
-from fermix.data.task_samplers import (
+from fermix.errors import FermixError
+from fermix.methods.multitask.samplers import (
     MLROSSampler,
     SubsetShuffleSampler,
     VAHistogramSampler,
     irlbl,
     mlros_clone_counts,
 )
-from fermix.errors import FermixError
 
 DRAWS = 100_000
 
