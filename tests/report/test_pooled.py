@@ -116,7 +116,7 @@ def test_runs_that_do_not_belong_together_are_refused(tmp_path, change, fragment
 
 def test_fold_and_seed_come_from_summary_config_or_hydra_config(tmp_path):
     in_summary = read_run(fabricate_run(tmp_path / "0", [0], [0], fold="v3", seed=7, config_in="summary"))
-    assert (in_summary.fold, in_summary.bias, in_summary.seed) == ("v3", "bias100", 7)
+    assert (in_summary.fold, in_summary.settings, in_summary.seed) == ("v3", (("bias", "bias100"),), 7)
     assert not (tmp_path / "0" / ".hydra" / "config.yaml").exists()
     from_hydra = read_run(fabricate_run(tmp_path / "1", [0], [0], fold="v2", seed=8))
     assert (from_hydra.fold, from_hydra.seed) == ("v2", 8)
@@ -188,3 +188,37 @@ def test_find_run_dirs_can_list_unfinished_runs_instead_of_refusing_them(tmp_pat
     assert skipped == [sweep / "1", sweep / "2"]
     with pytest.raises(FermixError, match="neither a finished run"):
         find_run_dirs([sweep / "report"], skipped=[])
+
+
+class _Parts:
+    """A toy dataset adapter whose folds are the option `part` (no setting to share)."""
+
+    fold_option = "part"
+
+
+def test_the_fold_option_is_the_datasets_own_declaration(tmp_path, monkeypatch):
+    from fermix.registry import DATASETS, Entry
+    from fermix.report.pooled import FoldScheme, fold_scheme
+    from fermix.report.sweep import summarize_runs
+
+    assert fold_scheme("mixbasic") == FoldScheme("fold", ("bias",))
+    assert fold_scheme("synthetic") is None and fold_scheme("not_registered") is None
+    # a dataset without folds: its `fold` key is just an option, never a reason to pool
+    plain = [fabricate_run(tmp_path / "plain" / str(i), [0, 1], [0, 1], dataset="imagefolder", fold=f"v{i}")
+             for i in (1, 2)]  # fmt: skip
+    assert read_run(plain[0]).fold is None and summarize_runs(plain).pooled == []
+    # a new dataset declares its own fold option and is pooled with no report change
+    monkeypatch.setitem(DATASETS._entries, "toy_parts", Entry("tests.report.test_pooled:_Parts", "toy"))
+    fold_scheme.cache_clear()
+    runs = []
+    for i, (right, n) in enumerate(((3, 4), (1, 4))):
+        run = fabricate_run(tmp_path / "parts" / str(i), [0] * n, [0] * right + [1] * (n - right),
+                            dataset="toy_parts", fold=None, bias=None, overrides=[f"dataset.part=p{i}"])  # fmt: skip
+        config = run / ".hydra" / "config.yaml"
+        config.write_text(config.read_text().replace("name: toy_parts", f"name: toy_parts\n  part: p{i}"))
+        runs.append(run)
+    summary = summarize_runs(runs)
+    fold_scheme.cache_clear()
+    assert [read_run(r).fold for r in runs] == ["p0", "p1"]
+    ((_, pooled),) = summary.pooled
+    assert pooled.table.at["pooled", "All"] == pytest.approx(4 / 8)

@@ -18,8 +18,8 @@ log = logging.getLogger("fermix")
 
 class SweepSummary(Callback):
     """After `fermix train -m ...`: sweep_summary.md/.csv (and the pooled fold aggregate when the jobs
-    differ in dataset.fold) in the sweep dir. A summary is a convenience, so a failure here logs one
-    warning line and never fails the sweep whose runs already finished."""
+    differ in their dataset's fold, fermix.report.pooled) in the sweep dir. A summary is a convenience,
+    so a failure here logs one warning line and never fails the sweep whose runs already finished."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         try:

@@ -1,15 +1,20 @@
-"""The pooled (micro) fold aggregate of methods/iern.md §5.2, from finished runs' prediction files.
+"""The pooled (micro) aggregate over cross-validation folds, from finished runs' prediction files.
 
-IERN reports MixBasic as one number per class over the three folds: Σ_folds TP / Σ_folds N, and
-"All" = accuracy over the pooled test images of every fold. That is not the mean of the fold
-accuracies: the folds' test sets differ in size and class balance (§4), so the two disagree, and
-comparing a pooled number against a mean mixes two measures. Both are given here, the per-run
-accuracies with their mean ± sample std (ddof=1) below the pooled row.
+A dataset with folds reports one number per class over them: Σ_folds TP / Σ_folds N, and "All" =
+accuracy over the pooled test images of every fold (IERN's MixBasic figure, methods/iern.md §5.2, is
+an example). That is not the mean of the fold accuracies: folds' test sets may differ in size and
+class balance, so the two disagree, and comparing a pooled number against a mean mixes two
+measures. Both are given here, the per-run accuracies with their mean ± sample std (ddof=1) below
+the pooled row.
+
+Which dataset option names a run's fold, and which options the pooled runs must share, is the
+dataset adapter's to declare (`fold_option`, `fold_settings`; see `fold_scheme`); this module knows
+no dataset by name.
 
 A run is a `fermix train` run dir: summary.json (method, dataset, seed) and
 predictions_<split>.csv (sample_id,label,...,pred,...,prob_<class>...; its prob_ columns give the
-label space in index order). The fold and bias come from the run's resolved config: summary.json's
-`config` when it has one, else Hydra's .hydra/config.yaml next to it.
+label space in index order). The fold and the settings come from the run's resolved config:
+summary.json's `config` when it has one, else Hydra's .hydra/config.yaml next to it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +48,7 @@ class RunPredictions:
     method: str
     dataset: str
     fold: str | None
-    bias: str | None
+    settings: tuple[tuple[str, str | None], ...]  # (dataset option, value) the pooled runs must share
     seed: int | None
     classes: tuple[str, ...]
     labels: np.ndarray  # true class index per labelled sample
@@ -68,7 +74,7 @@ class PooledAccuracy:
 
     method: str
     dataset: str
-    bias: str | None
+    settings: tuple[tuple[str, str | None], ...]
     split: str
     classes: tuple[str, ...]
     runs: tuple[RunPredictions, ...]
@@ -79,9 +85,10 @@ class PooledAccuracy:
     def markdown(self) -> str:
         """The table in percent, spec column order; run and pooled cells show `acc (tp/n)`."""
         columns = [*self.classes, ALL]
-        bias = f" ({self.bias})" if self.bias else ""
+        shown = ", ".join(str(v) for _, v in self.settings if v is not None)
+        setting = f" ({shown})" if shown else ""
         lines = [
-            f"Pooled {self.split} accuracy (%) of {self.method} on {self.dataset}{bias} over {len(self.runs)} runs. "
+            f"Pooled {self.split} accuracy (%) of {self.method} on {self.dataset}{setting} over {len(self.runs)} runs. "
             f"Per class: Σ TP / Σ N over the runs; {ALL}: accuracy on the pooled samples (iern.md §5.2). "
             f"Last row: mean ± sample std (ddof=1) of the per-run accuracies, which is not the pooled figure.",
             "",
@@ -147,8 +154,41 @@ def _dataset_option(config: dict[str, Any], key: str) -> str | None:
     return None if value is None else str(value)
 
 
+@dataclass(frozen=True)
+class FoldScheme:
+    """A dataset's folds: the option naming a run's fold, and the options the pooled runs must share."""
+
+    option: str
+    settings: tuple[str, ...] = ()
+
+
+@cache
+def fold_scheme(dataset: str | None) -> FoldScheme | None:
+    """The folds the dataset adapter declares (class attributes `fold_option`, `fold_settings`); None for a
+    dataset without folds, or one this installation does not know."""
+    from fermix.registry import DATASETS
+
+    if not dataset or dataset not in DATASETS:
+        return None
+    try:
+        adapter = DATASETS.get(dataset)
+    except Exception:  # an adapter whose optional dependency is missing: its runs are not pooled
+        return None
+    option = getattr(adapter, "fold_option", None)
+    return FoldScheme(str(option), tuple(getattr(adapter, "fold_settings", ()) or ())) if option else None
+
+
+def run_fold(config: dict[str, Any]) -> tuple[str | None, tuple[tuple[str, str | None], ...]]:
+    """A run's fold and its shared settings, read from its config as its dataset declares them."""
+    dataset = config.get("dataset")
+    scheme = fold_scheme(str(dataset.get("name")) if isinstance(dataset, dict) else None)
+    if scheme is None:
+        return None, ()
+    return _dataset_option(config, scheme.option), tuple((k, _dataset_option(config, k)) for k in scheme.settings)
+
+
 def read_run(run_dir: str | os.PathLike[str], split: str = "test") -> RunPredictions:
-    """A run's labelled predictions on `split`, with method, dataset, fold, bias and seed."""
+    """A run's labelled predictions on `split`, with method, dataset, fold, shared settings and seed."""
     run_dir = Path(run_dir)
     summary = read_summary(run_dir)
     path = run_dir / f"predictions_{split}.csv"
@@ -170,12 +210,13 @@ def read_run(run_dir: str | os.PathLike[str], split: str = "test") -> RunPredict
         raise FermixError(f"{path} has a label or prediction outside its {len(classes)} classes.")
     config = run_config(run_dir, summary)
     seed = summary.get("seed", config.get("seed"))
+    fold, settings = run_fold(config)
     return RunPredictions(
         run_dir=run_dir,
         method=str(summary.get("method", "?")),
         dataset=str(summary.get("dataset", "?")),
-        fold=_dataset_option(config, "fold"),
-        bias=_dataset_option(config, "bias"),
+        fold=fold,
+        settings=settings,
         seed=None if seed is None else int(seed),
         classes=classes,
         labels=labels[keep],
@@ -200,8 +241,8 @@ def _same(runs: Sequence[RunPredictions], attribute: str, what: str, hint: str) 
 def pooled_accuracy(run_dirs: Iterable[str | os.PathLike[str]], split: str = "test") -> PooledAccuracy:
     """Per class Σ TP / Σ N and pooled accuracy over runs (one per fold), plus per-run accuracies.
 
-    Refuses runs of different label spaces, methods, datasets or bias settings, and two runs of the
-    same fold and seed (that would count one fold twice).
+    Refuses runs of different label spaces, methods, datasets or fold settings (the options the dataset
+    says pooled runs share), and two runs of the same fold and seed (that would count one fold twice).
     """
     unique: dict[Path, None] = {}
     for d in run_dirs:
@@ -212,7 +253,14 @@ def pooled_accuracy(run_dirs: Iterable[str | os.PathLike[str]], split: str = "te
     _same(runs, "classes", "label spaces", "pool runs of one dataset only")
     _same(runs, "method", "methods", "pool one method at a time")
     _same(runs, "dataset", "datasets", "pool the folds of one dataset only")
-    _same(runs, "bias", "dataset.bias settings", "pool bias100 and bias90 separately")
+    for index, (option, first) in enumerate(runs[0].settings):  # one dataset, so the same options in each run
+        for run in runs[1:]:
+            if run.settings[index][1] != first:
+                value = run.settings[index][1]
+                raise FermixError(
+                    f"runs {runs[0].run_dir} and {run.run_dir} have different dataset.{option} settings "
+                    f"({first} vs {value}); pool {first} and {value} separately."
+                )
     seen: dict[tuple[str | None, int | None], Path] = {}
     for run in runs:
         key = (run.fold, run.seed)
@@ -244,7 +292,7 @@ def pooled_accuracy(run_dirs: Iterable[str | os.PathLike[str]], split: str = "te
     return PooledAccuracy(
         method=runs[0].method,
         dataset=runs[0].dataset,
-        bias=runs[0].bias,
+        settings=runs[0].settings,
         split=split,
         classes=classes,
         runs=tuple(runs),

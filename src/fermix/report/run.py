@@ -1,12 +1,13 @@
 """`fermix report runs=<dir|glob|list> [out=DIR] [split=test]`: one folder of tables and figures over runs.
 
 What researchers do after a multirun over seeds and folds: compare settings by mean ± std, quote the
-IERN-style pooled fold figure, and look at curves, per-class accuracy and confusions. Everything is
+pooled fold figure (as IERN reports MixBasic), and look at curves, per-class accuracy and confusions. Everything is
 read from what `fermix train` leaves in a run dir (summary.json, .hydra/, csv/ logs,
 predictions_<split>.csv), never from a checkpoint, so no model is loaded.
 
 Runs are grouped as the sweep summary groups them (fermix.report.sweep): runs whose overrides differ
-only in seed and dataset.fold are repeats of one setting.
+only in seed and their dataset's fold option (one its adapter declares, e.g. MixBasic's dataset.fold) are
+repeats of one setting.
 """
 
 from __future__ import annotations
@@ -215,7 +216,7 @@ def _markdown(report: Report, figures: list[tuple[str, str]], pooled_files: list
         "",
         f"## Mean ± std per setting ({GROUPS_CSV})",
         "",
-        "Runs that differ only in `seed` and `dataset.fold` are repeats of one setting. "
+        "Runs that differ only in `seed` and their dataset's fold (if it has folds) are repeats of one setting. "
         "± is the sample standard deviation (ddof=1) over them.",
         "",
         "| setting | runs | " + " | ".join(metrics) + " |",

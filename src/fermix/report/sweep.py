@@ -1,10 +1,11 @@
 """One table for a Hydra multirun: a row per finished job, then mean ± std per metric over the jobs.
 
 `fermix train -m ...` leaves `<sweep dir>/<job num>/` run dirs, each with summary.json and
-Hydra's .hydra/overrides.yaml. When the jobs differ in `dataset.fold`, the pooled fold aggregate
-(fermix.report.pooled, iern.md §5.2) is added: one per group of jobs that share every override
-except `dataset.fold` and `seed` (so `-m method=erm,iern dataset.fold=v1,v2,v3` gives one pooled
-table per method, and several seeds per fold are pooled together). Overrides that only say where or
+Hydra's .hydra/overrides.yaml. When the jobs differ in their dataset's fold (the option its adapter
+declares, fermix.report.pooled.fold_scheme; MixBasic's `dataset.fold`, for example), the pooled fold
+aggregate is added: one per group of jobs that share every override except the fold and `seed` (so
+`-m method=erm,iern dataset.fold=v1,v2,v3` on MixBasic gives one pooled table per method, and
+several seeds per fold are pooled together). Overrides that only say where or
 how a run was written (hydra.*, paths.runs_dir, resume, progress) never make a group of their own.
 
 `summarize_runs` does the same over any list of run dirs, and `group_table` gives each group's
@@ -23,12 +24,20 @@ import pandas as pd
 import yaml
 
 from fermix.errors import FermixError
-from fermix.report.pooled import PooledAccuracy, job_order, pooled_accuracy, read_summary, run_config
+from fermix.report.pooled import (
+    PooledAccuracy,
+    fold_scheme,
+    job_order,
+    pooled_accuracy,
+    read_summary,
+    run_config,
+    run_fold,
+)
 from fermix.utils.io import atomic_path, atomic_write_text
 
 SUMMARY_MD, SUMMARY_CSV = "sweep_summary.md", "sweep_summary.csv"
 POOLED_SPLIT = "test"
-_GROUPING_KEYS = ("dataset.fold", "seed")  # overrides that vary inside one pooled group
+_GROUPING_KEYS = ("seed",)  # overrides that vary inside one pooled group, with the dataset's fold option
 # Overrides that say where a run went or how it was resumed, not what it trained: never a group of their own.
 _BOOKKEEPING_KEYS = ("resume", "paths.runs_dir", "progress")
 _BOOKKEEPING_PREFIXES = ("hydra.", "hydra/")
@@ -44,6 +53,7 @@ class Job:
     seed: int | None
     fold: str | None
     metrics: dict[str, float]  # "<split>/<metric>"
+    fold_key: str | None = None  # the override naming the fold (`dataset.<its fold option>`), if the dataset has folds
 
 
 @dataclass
@@ -111,16 +121,18 @@ def _flat_metrics(summary: dict[str, Any]) -> dict[str, float]:
 def _read_job(run_dir: Path, name: str | None = None) -> Job:
     summary = read_summary(run_dir)
     config = run_config(run_dir, summary)
+    fold, _ = run_fold(config)
     dataset = config.get("dataset")
-    fold = dataset.get("fold") if isinstance(dataset, dict) else None
+    scheme = fold_scheme(str(dataset.get("name")) if isinstance(dataset, dict) else None)
     seed = summary.get("seed", config.get("seed"))
     return Job(
         run_dir=run_dir,
         name=name or run_dir.name,
         overrides=_overrides(run_dir),
         seed=None if seed is None else int(seed),
-        fold=None if fold is None else str(fold),
+        fold=fold,
         metrics=_flat_metrics(summary),
+        fold_key=None if scheme is None else f"dataset.{scheme.option}",
     )
 
 
@@ -161,7 +173,7 @@ def _group_key(job: Job) -> tuple[str, ...]:
     """The overrides that make a job's setting: all but seed, fold and where the run was written."""
     return tuple(
         o for o in job.overrides
-        if (key := _override_key(o)) not in (*_GROUPING_KEYS, *_BOOKKEEPING_KEYS)
+        if (key := _override_key(o)) not in (*_GROUPING_KEYS, *_BOOKKEEPING_KEYS, job.fold_key)
         and not key.startswith(_BOOKKEEPING_PREFIXES)
     )  # fmt: skip
 

@@ -80,6 +80,10 @@ class MixBasicDataset:
 
     name = "mixbasic"
     keys: frozenset[str] = frozenset({"image", "expr", "domain", "sample_id", "subject"})
+    # Cross-validation folds (fermix.report.pooled): runs that differ only in dataset.fold (and seed) are pooled
+    # after a multirun and by `fermix report`, as IERN reports MixBasic; runs of different biases never are.
+    fold_option = "fold"
+    fold_settings = ("bias",)
     domain_names: tuple[str, ...] = SOURCES
     num_domains = len(SOURCES)
     label_space = get_label_space("mixbasic6")

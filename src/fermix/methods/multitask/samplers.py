@@ -2,7 +2,7 @@
 
 Each task has its own loader; with balancing on, each draws N_k indices with replacement per
 epoch from weights that flatten its label distribution: ML-ROS clone counts for AUs, the inverse
-2-D histogram cell size for valence/arousal (the EXPR sampler is `samplers.ClassBalancedSampler`).
+2-D histogram cell size for valence/arousal (the EXPR sampler is `fermix.data.samplers.ClassBalancedSampler`).
 With balancing off, a task's rows are shuffled (`SubsetShuffleSampler`). The samplers take the
 FULL training split's label arrays, so the indices they yield are dataset indices; a row that
 carries no label for the task (any NaN in it) is never drawn. Like every fermix sampler, they yield
