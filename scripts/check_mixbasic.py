@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fermix.data.datasets.mixbasic import audit_folds
+from fermix.data.datasets.mixbasic_audit import audit_folds
 from fermix.errors import FermixError
 
 

@@ -14,6 +14,7 @@ import torch
 from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from fermix.data.datasets.base import DatasetAdapter
 from fermix.data.fingerprint import fingerprint
 from fermix.data.info import DataInfo
 from fermix.data.samplers import EpochShuffleSampler
@@ -55,7 +56,7 @@ class FermixDataModule(pl.LightningDataModule):
     def build(self) -> DataInfo:
         if self._info is not None:
             return self._info
-        adapter = DATASETS.get(self.dataset_cfg["name"])(self.dataset_cfg)
+        adapter: DatasetAdapter = DATASETS.get(self.dataset_cfg["name"])(self.dataset_cfg)
         records = adapter.records()
         if "split" not in records:
             records = records.assign(split=None)
@@ -71,14 +72,14 @@ class FermixDataModule(pl.LightningDataModule):
         )
         self.adapter = adapter
         self.records = records
-        extras = dict(getattr(adapter, "info_extras", {}) or {})  # e.g. a multimodal dataset's feature shapes
-        if "au" in adapter.keys and getattr(adapter, "au_names", None):
+        extras = dict(adapter.info_extras)  # e.g. a multimodal dataset's feature shapes
+        if "au" in adapter.keys and adapter.au_names:
             extras["au_names"] = list(adapter.au_names)
         self._info = DataInfo(
             label_space=adapter.label_space,
             keys=frozenset(adapter.keys),
             image_size=int(self.data_cfg["image_size"]),
-            num_domains=int(getattr(adapter, "num_domains", 1)),
+            num_domains=int(adapter.num_domains),
             extras=extras,
         )
         return self._info
@@ -195,12 +196,13 @@ class FermixDataModule(pl.LightningDataModule):
     def frame_labels(self, split: str) -> dict[str, np.ndarray]:
         """The split's label arrays without loading an image: `expr` (N,), `au` (N, A), `va` (N, 2).
 
-        −1 / NaN mark unlabelled entries. An adapter may provide `task_labels(records)`; otherwise
+        −1 / NaN mark unlabelled entries. An adapter may give them (`task_labels(records)`); otherwise
         they come from the records' columns (`expr`, the AU names, `valence`/`arousal`).
         """
         records = self.split_records(split)
-        if hasattr(self.adapter, "task_labels"):
-            return dict(self.adapter.task_labels(records))
+        given = self.adapter.task_labels(records)
+        if given is not None:
+            return dict(given)
         labels: dict[str, np.ndarray] = {}
         if "expr" in records:
             labels["expr"] = records["expr"].to_numpy(np.int64)

@@ -13,6 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from fermix.data.datasets.base import DatasetAdapter
 from fermix.data.label_spaces import LabelSpace, get_label_space
 from fermix.data.raw import RawItem
 from fermix.errors import FermixError
@@ -26,13 +27,12 @@ log = logging.getLogger("fermix")
 def raw_items_of(name: str, dataset_cfg: Mapping[str, Any]) -> list[RawItem]:
     """The raw photos of dataset `name`, or one sentence saying it has none to preprocess."""
     cls = DATASETS.get(name)
-    lister = getattr(cls, "raw_items", None)
-    if lister is None:
+    if not (isinstance(cls, type) and issubclass(cls, DatasetAdapter) and cls.preprocessable):
         raise FermixError(
             f"dataset {name} cannot be preprocessed; it does not list raw photos (no raw_items), "
             f"so train on it directly or preprocess its images with dataset=imagefolder dataset.root=..."
         )
-    items = list(lister(dataset_cfg))
+    items = list(cls.raw_items(dataset_cfg))
     if not items:
         raise FermixError(f"dataset {name} lists no images to preprocess; check dataset.root.")
     return items
@@ -45,10 +45,10 @@ def label_space_of(name: str, dataset_cfg: Mapping[str, Any], items: Sequence[Ra
     `label_space` name, its `classes` list, else the sorted labels found (named after the dataset).
     """
     cls = DATASETS.get(name)
-    hook = getattr(cls, "raw_label_space", None)
-    if callable(hook):
-        return hook(dataset_cfg)
-    if isinstance(getattr(cls, "label_space", None), LabelSpace):
+    declared = cls.raw_label_space(dataset_cfg)
+    if declared is not None:
+        return declared
+    if isinstance(getattr(cls, "label_space", None), LabelSpace):  # a class-level label space (not set per instance)
         return cls.label_space
     if dataset_cfg.get("label_space"):
         return get_label_space(str(dataset_cfg["label_space"]))

@@ -1,8 +1,8 @@
 """The pooled (micro) aggregate over cross-validation folds, from finished runs' prediction files.
 
 A dataset with folds reports one number per class over them: Σ_folds TP / Σ_folds N, and "All" =
-accuracy over the pooled test images of every fold (IERN's MixBasic figure, methods/iern.md §5.2, is
-an example). That is not the mean of the fold accuracies: folds' test sets may differ in size and
+accuracy over the pooled test images of every fold (the figure a paper reports over 3-fold
+cross-validation, for example). That is not the mean of the fold accuracies: folds' test sets may differ in size and
 class balance, so the two disagree, and comparing a pooled number against a mean mixes two
 measures. Both are given here, the per-run accuracies with their mean ± sample std (ddof=1) below
 the pooled row.
@@ -89,7 +89,7 @@ class PooledAccuracy:
         setting = f" ({shown})" if shown else ""
         lines = [
             f"Pooled {self.split} accuracy (%) of {self.method} on {self.dataset}{setting} over {len(self.runs)} runs. "
-            f"Per class: Σ TP / Σ N over the runs; {ALL}: accuracy on the pooled samples (iern.md §5.2). "
+            f"Per class: Σ TP / Σ N over the runs; {ALL}: accuracy on the pooled samples (a micro average). "
             f"Last row: mean ± sample std (ddof=1) of the per-run accuracies, which is not the pooled figure.",
             "",
             "| run | " + " | ".join(columns) + " | n |",

@@ -1,12 +1,12 @@
 """`fermix report runs=<dir|glob|list> [out=DIR] [split=test]`: one folder of tables and figures over runs.
 
 What researchers do after a multirun over seeds and folds: compare settings by mean ± std, quote the
-pooled fold figure (as IERN reports MixBasic), and look at curves, per-class accuracy and confusions. Everything is
+pooled fold figure of cross-validated datasets, and look at curves, per-class accuracy and confusions. Everything is
 read from what `fermix train` leaves in a run dir (summary.json, .hydra/, csv/ logs,
 predictions_<split>.csv), never from a checkpoint, so no model is loaded.
 
 Runs are grouped as the sweep summary groups them (fermix.report.sweep): runs whose overrides differ
-only in seed and their dataset's fold option (one its adapter declares, e.g. MixBasic's dataset.fold) are
+only in seed and their dataset's fold option (one its adapter declares, see fermix.report.pooled) are
 repeats of one setting.
 """
 

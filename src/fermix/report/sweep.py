@@ -2,11 +2,11 @@
 
 `fermix train -m ...` leaves `<sweep dir>/<job num>/` run dirs, each with summary.json and
 Hydra's .hydra/overrides.yaml. When the jobs differ in their dataset's fold (the option its adapter
-declares, fermix.report.pooled.fold_scheme; MixBasic's `dataset.fold`, for example), the pooled fold
-aggregate is added: one per group of jobs that share every override except the fold and `seed` (so
-`-m method=erm,iern dataset.fold=v1,v2,v3` on MixBasic gives one pooled table per method, and
-several seeds per fold are pooled together). Overrides that only say where or
-how a run was written (hydra.*, paths.runs_dir, resume, progress) never make a group of their own.
+declares, fermix.report.pooled.fold_scheme), the pooled fold aggregate is added: one per group of
+jobs that share every override except the fold and `seed` (so `-m method=A,B dataset.fold=v1,v2,v3`
+on a dataset whose fold option is `fold` gives one pooled table per method, and several seeds per
+fold are pooled together). Overrides that only say where or how a run was written (hydra.*,
+paths.runs_dir, resume, progress) never make a group of their own.
 
 `summarize_runs` does the same over any list of run dirs, and `group_table` gives each group's
 mean ± std: both are what `fermix report` (fermix.report.run) builds on.
@@ -180,7 +180,7 @@ def _group_key(job: Job) -> tuple[str, ...]:
 
 def group_jobs(jobs: list[Job]) -> dict[str, list[Job]]:
     """Jobs that differ only in seed and fold, keyed by a label of what sets the group apart
-    (`method=iern`; "all runs" when there is one group), in order of first appearance."""
+    (`method=erm`; "all runs" when there is one group), in order of first appearance."""
     groups: dict[tuple[str, ...], list[Job]] = {}
     for job in jobs:
         groups.setdefault(_group_key(job), []).append(job)

@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from fermix.data.datasets.mixbasic import MixBasicDataset, audit_folds
+from fermix.data.datasets.mixbasic import MixBasicDataset
+from fermix.data.datasets.mixbasic_audit import audit_folds
 from fermix.data.writers.mixbasic import write_mixbasic
 from fermix.errors import FermixError
 from tests.conftest import assert_one_sentence_error

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fermix.data.datasets.base import DatasetAdapter
 from fermix.data.datasets.common import dataset_root
 from fermix.data.images import read_image
 from fermix.data.label_spaces import LabelSpace, get_label_space, map_label
@@ -50,7 +51,7 @@ _IMAGE_DIRS = ("Manually_Annotated_Images", "Manually_Annotated/Manually_Annotat
 SOURCE = "AffectNet"
 
 
-class AffectNetDataset:
+class AffectNetDataset(DatasetAdapter):
     """AffectNet's manually annotated images with 7 or 8 expression classes and valence/arousal."""
 
     name = "affectnet"
@@ -101,6 +102,8 @@ class AffectNetDataset:
     def raw_label_space(cls, cfg: Mapping[str, Any]) -> LabelSpace:
         """The space `raw_items` labels live in (recorded by `fermix preprocess`): basic7 or basic8."""
         return _label_space(cfg)
+
+    preprocessable = True  # raw_items lists its photos for fermix preprocess
 
     @classmethod
     def raw_items(cls, cfg: Mapping[str, Any]) -> list[RawItem]:

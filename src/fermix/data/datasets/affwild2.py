@@ -27,6 +27,7 @@ import pandas as pd
 
 from fermix.data.action_units import AFFWILD2_AUS
 from fermix.data.datasets.abaw_submission import ABAWSubmission
+from fermix.data.datasets.base import DatasetAdapter
 from fermix.data.datasets.common import dataset_root
 from fermix.data.images import read_image
 from fermix.data.label_spaces import LabelSpace, get_label_space, map_label
@@ -51,7 +52,7 @@ MISSING = {"au": -1.0, "expr": -1.0, "va": -5.0}
 SOURCE = "AffWild2"
 
 
-class AffWild2Dataset:
+class AffWild2Dataset(DatasetAdapter):
     """Per-frame records of Aff-Wild2 with the AU, expression and valence/arousal labels of the chosen tasks."""
 
     name = "affwild2"

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from fermix.data.datasets.base import DatasetAdapter
 from fermix.errors import FermixError
 
 _IGNORED = {"__MACOSX", "Thumbs.db", "desktop.ini"}
@@ -24,11 +25,12 @@ def dataset_root(value: Any, what: str, name: str | None = None) -> Path:
     return root
 
 
-class RawLayout:
+class RawLayout(DatasetAdapter):
     """Base of the raw-layout readers (CK+, Oulu-CASIA): sources for `fermix preprocess`, which
     list photos through `raw_items` and refuse to be trained on directly."""
 
     name = ""
+    preprocessable = True  # each raw layout lists its photos (raw_items)
 
     def __init__(self, cfg: Any) -> None:
         raise FermixError(raw_layout_message(self.name))

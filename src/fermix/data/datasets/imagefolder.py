@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fermix.data.datasets.base import DatasetAdapter
 from fermix.data.datasets.common import dataset_root, is_hidden, visible_dirs
 from fermix.data.images import IMAGE_EXTENSIONS, read_image
 from fermix.data.label_spaces import LABEL_SPACES, LabelSpace, get_label_space, map_label
@@ -53,7 +54,7 @@ class _Entry:
     line: int | None = None  # the manifest line (1 = header) the entry came from
 
 
-class ImageFolderDataset:
+class ImageFolderDataset(DatasetAdapter):
     """Images with expression labels from a folder tree or a CSV manifest."""
 
     name = "imagefolder"
@@ -94,6 +95,8 @@ class ImageFolderDataset:
         self._records = self._build_records(entries)
         if all(e.landmarks is not None for e in entries):
             self.keys = self.keys | {"landmarks"}
+
+    preprocessable = True  # raw_items lists its photos for fermix preprocess
 
     @classmethod
     def raw_items(cls, cfg: Mapping[str, Any]) -> list[RawItem]:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fermix.data.datasets.base import DatasetAdapter
 from fermix.data.datasets.common import dataset_root
 from fermix.data.label_spaces import LabelSpace, get_label_space
 from fermix.data.safe_pickle import restricted_load
@@ -107,7 +108,7 @@ class MultSplit:
         return [int(s) for s in self.features[modality].shape[1:]]
 
 
-class MultArraysDataset:
+class MultArraysDataset(DatasetAdapter):
     """Adapter over in-memory MulT-layout splits; `iemocap`, `mosei` and `synthetic_mm` fill it."""
 
     name = "mult"
@@ -194,10 +195,15 @@ class MultPickleDataset(MultArraysDataset):
     prefix = ""
     what = ""  # the data root's description for error messages
 
+    @classmethod
+    def file_name(cls, aligned: bool) -> str:
+        """MulT's file name of the (un)aligned pickle."""
+        return f"{cls.prefix}_data{'' if aligned else '_noalign'}.pkl"
+
     def __init__(self, cfg: Mapping[str, Any]) -> None:
         root = dataset_root(cfg.get("root"), self.what, name=self.name)
         aligned = _flag(cfg.get("aligned", True), "aligned")
-        file = cfg.get("file") or f"{self.prefix}_data{'' if aligned else '_noalign'}.pkl"
+        file = cfg.get("file") or self.file_name(aligned)
         self.path = root / str(file)
         if not self.path.is_file():
             raise FermixError(

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fermix.data.datasets.base import DatasetAdapter
 from fermix.data.datasets.common import dataset_root
 from fermix.data.images import read_image
 from fermix.data.label_spaces import get_label_space, map_label
@@ -105,7 +106,7 @@ def class_name(native: int) -> str:
     return space.classes[map_label(space, RAF_CLASSES[native])]
 
 
-class RAFDBDataset:
+class RAFDBDataset(DatasetAdapter):
     """RAF-DB basic expressions in the basic7 label space."""
 
     name = "rafdb"
@@ -128,6 +129,8 @@ class RAFDBDataset:
                 "native_label": pd.Series([str(e.native) for e in lines], dtype=object),
             }
         ).sort_values("sample_id", kind="stable", ignore_index=True)
+
+    preprocessable = True  # raw_items lists its photos for fermix preprocess
 
     @classmethod
     def raw_items(cls, cfg: Mapping[str, Any]) -> list[RawItem]:

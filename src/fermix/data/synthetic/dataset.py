@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from fermix.data.action_units import SYNTHETIC_AUS
+from fermix.data.datasets.base import DatasetAdapter
 from fermix.data.label_spaces import canonical_name
 from fermix.data.synthetic.config import SyntheticConfig
 from fermix.data.synthetic.design import domain_styles, label_space
@@ -26,7 +27,7 @@ KEYS = frozenset(
 )  # fmt: skip
 
 
-class SyntheticDataset:
+class SyntheticDataset(DatasetAdapter):
     name = "synthetic"
     keys = KEYS
     au_names = SYNTHETIC_AUS

@@ -1,0 +1,82 @@
+"""The dataset contract: what an adapter declares and provides, written once as a base class.
+
+An adapter turns a dataset's published layout into records (one row per sample) and samples. The
+datamodule, `fermix preprocess`, `fermix test` and the reports read only what this class declares;
+`tests/data/datasets/test_contract.py` checks every registered dataset against it.
+
+Required: `name`, `keys` (the batch keys a sample carries, DESIGN §1), `label_space`, `records()` and
+`load(row)`. Everything else has a default an adapter overrides when it has something to say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from fermix.errors import FermixError
+
+if TYPE_CHECKING:
+    from fermix.data.label_spaces import LabelSpace
+    from fermix.data.raw import RawItem
+    from fermix.protocols import EvalProtocol
+
+RECORD_COLUMNS = ("sample_id", "path")  # every adapter's records carry these; `split` and `subject` when known
+
+
+class DatasetAdapter:
+    """Base of every dataset adapter (registered in fermix.registry.DATASETS)."""
+
+    name: ClassVar[str] = ""
+    # The batch keys a sample carries (image, expr, au, va, landmarks, domain, text, ...). May be narrowed per
+    # instance (e.g. `landmarks` only when the layout has them).
+    keys: frozenset[str] = frozenset({"image", "expr", "sample_id"})
+    label_space: LabelSpace  # class attribute, or set in __init__ when the options choose it
+    # The action units of `au`, in column order (datasets with AU labels).
+    au_names: tuple[str, ...] = ()
+    # How many values `domain` takes (IERN's confounder: the source dataset or capture style); 1 = no domains.
+    num_domains: int = 1
+    # Extra evaluations `fermix test` offers on this dataset (fermix.protocols), e.g. challenge submission files.
+    evaluation_protocols: ClassVar[tuple[type[EvalProtocol], ...]] = ()
+    # Cross-validation folds (fermix.report.pooled): the option naming a run's fold, and options pooled runs share.
+    fold_option: ClassVar[str | None] = None
+    fold_settings: ClassVar[tuple[str, ...]] = ()
+    # Whether `raw_items` lists raw photos for `fermix preprocess` (an adapter that implements it says True).
+    preprocessable: ClassVar[bool] = False
+
+    def __init__(self, cfg: Mapping[str, Any]) -> None:
+        self.cfg = cfg
+
+    # What a method needs to size itself beyond the label space (a multimodal set's feature shapes); read-only here,
+    # an adapter sets its own.
+    info_extras: Mapping[str, Any] = MappingProxyType({})
+
+    def records(self) -> pd.DataFrame:
+        """One row per sample: `sample_id`, `path` (or a key `load` understands), `split` and `subject` when the
+        layout gives them, `expr` and any task columns; −1 / NaN = unlabelled."""
+        raise NotImplementedError(f"dataset {self.name} does not implement records()")
+
+    def load(self, row: Mapping[str, Any] | pd.Series) -> dict[str, Any]:
+        """One sample: `image` (H×W×3 uint8) or the modality arrays, the labels of `keys`, `sample_id`."""
+        raise NotImplementedError(f"dataset {self.name} does not implement load()")
+
+    def task_labels(self, records: pd.DataFrame) -> dict[str, np.ndarray] | None:
+        """The records' label arrays without loading a sample (`expr` (N,), `au` (N, A), `va` (N, 2)); None = read
+        them from the records' columns (`expr`, the AU names, `valence` / `arousal`)."""
+        return None
+
+    @classmethod
+    def raw_items(cls, cfg: Mapping[str, Any]) -> list[RawItem]:
+        """The raw photos `fermix preprocess` aligns; a dataset that lists none cannot be preprocessed."""
+        raise FermixError(
+            f"dataset {cls.name} cannot be preprocessed; it does not list raw photos (no raw_items), "
+            f"so train on it directly or preprocess its images with dataset=imagefolder dataset.root=..."
+        )
+
+    @classmethod
+    def raw_label_space(cls, cfg: Mapping[str, Any]) -> LabelSpace | None:
+        """The label space of `raw_items`' labels; None = the class's `label_space`, the config's, or the labels'."""
+        return None
