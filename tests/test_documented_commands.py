@@ -623,8 +623,9 @@ def stand_in(tmp_path_factory) -> Iterator[Placeholders]:
         return memo[key]
 
     from fermix import cli
+    from fermix.protocols import registered
 
-    every_protocol = {key: protocol for key, (protocol, _) in cli.registered_protocols().items()}
+    every_protocol = {key: protocol for key, (protocol, _) in registered().items()}
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(config_check, "_compose", memoised)
         # the stand-in checkpoint stands for any method and dataset: it offers every evaluation protocol

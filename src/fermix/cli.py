@@ -124,28 +124,6 @@ def _evaluation_protocols(ckpt: str, dataset: str | None) -> dict[str, Any]:
     return declared(*owners)
 
 
-def _describe(protocols: dict[str, Any]) -> str:
-    from fermix.protocols import describe
-
-    return describe(protocols.values())
-
-
-def registered_protocols() -> dict[str, tuple[Any, list[str]]]:
-    """Every evaluation protocol a registered method or dataset declares: key -> (protocol, its owners)."""
-    from fermix.registry import DATASETS, METHODS
-
-    found: dict[str, tuple[Any, list[str]]] = {}
-    for kind, registry in (("method", METHODS), ("dataset", DATASETS)):
-        for name in registry.names():
-            try:
-                plugin = registry.get(name)
-            except Exception:  # a plugin whose optional dependency is missing declares nothing we can read
-                continue
-            for protocol in getattr(plugin, "evaluation_protocols", ()) or ():
-                found.setdefault(protocol.key, (protocol, []))[1].append(f"{kind} {name}")
-    return found
-
-
 def check_test_args(args: Sequence[str]) -> list[str]:
     """Refuse what `fermix test` cannot honour, before Hydra creates any directory."""
     args = list(args)
@@ -166,11 +144,13 @@ def check_test_args(args: Sequence[str]) -> list[str]:
         if key in offered:  # not in configs/test.yaml: the protocol's owner declares it
             args[args.index(arg)] = "+" + arg.lstrip("+")
             continue
-        owners = registered_protocols().get(key, (None, []))[1]
+        from fermix.protocols import describe, registered
+
+        owners = registered().get(key, (None, []))[1]
         if owners:
             fail(
                 f"`{arg}` is an evaluation option of {' and '.join(owners)}, which this checkpoint's method and "
-                f"evaluation dataset do not include (its evaluation options: {_describe(offered)})"
+                f"evaluation dataset do not include (its evaluation options: {describe(offered.values())})"
             )
         fail(
             f"`{arg}` would change the model, but fermix test evaluates a checkpoint as it was trained; "

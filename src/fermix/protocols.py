@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from fermix.methods.base import Method
 
 Batch = dict[str, Any]
-__all__ = ["Batch", "EvalContext", "EvalProtocol", "declared", "describe", "set_values"]
+__all__ = ["Batch", "EvalContext", "EvalProtocol", "declared", "describe", "registered", "set_values"]
 
 
 @dataclass
@@ -98,3 +98,19 @@ def set_values(cfg: Any, protocols: dict[str, type[EvalProtocol]]) -> dict[str, 
         if value is not None:
             values[key] = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
     return values
+
+
+def registered() -> dict[str, tuple[type[EvalProtocol], list[str]]]:
+    """Every protocol a registered method or dataset declares: key -> (protocol, its owners, `method X`)."""
+    from fermix.registry import DATASETS, METHODS
+
+    found: dict[str, tuple[type[EvalProtocol], list[str]]] = {}
+    for kind, registry in (("method", METHODS), ("dataset", DATASETS)):
+        for name in registry.names():
+            try:
+                plugin = registry.get(name)
+            except Exception:  # a plugin whose optional dependency is missing declares nothing we can read
+                continue
+            for protocol in getattr(plugin, "evaluation_protocols", ()) or ():
+                found.setdefault(protocol.key, (protocol, []))[1].append(f"{kind} {name}")
+    return found

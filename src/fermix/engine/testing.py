@@ -104,18 +104,11 @@ def run_test(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     device = resolve_device(cfg.get("accelerator"))
     precision = cfg.get("precision") or trained.trainer.get("precision")
+    target_map = label_map(info.label_space, data_info.label_space)
     result = evaluate_split(
-        method,
-        dm.loader(split),
-        split,
-        run_dir,
-        device=device,
-        precision=str(precision),
-        target_map=label_map(info.label_space, data_info.label_space),
+        method, dm.loader(split), split, run_dir, device=device, precision=str(precision), target_map=target_map
     )
     print_metrics_table(result["metrics"], title=f"{method.name} · {dataset_cfg.name} {split} · {ckpt_path.name}")
-
-    target_map = label_map(info.label_space, data_info.label_space)
 
     def evaluate_with(transform: Any, out_dir: Path) -> dict[str, Any]:
         return evaluate_split(method, dm.loader(split), split, out_dir, device=device, precision=str(precision),
