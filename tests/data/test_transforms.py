@@ -14,8 +14,9 @@ from omegaconf import OmegaConf
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from fermix.data.augment_ops import known_ops
 from fermix.data.torch_dataset import RecordsDataset
-from fermix.data.transforms import build_transform, known_ops
+from fermix.data.transforms import build_transform
 from fermix.errors import FermixError
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "augmentation.md"
