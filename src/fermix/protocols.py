@@ -16,6 +16,7 @@ and predictions, and a way to evaluate the split again with batches changed.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +54,7 @@ class EvalContext:
         return self.evaluate_with(transform, out_dir)
 
 
-class EvalProtocol:
+class EvalProtocol(ABC):
     """One extra evaluation, switched on by the `fermix test` override `key=<value>`.
 
     `run` returns what goes into summary.json under `summary_key` (or None: nothing to record);
@@ -69,8 +70,9 @@ class EvalProtocol:
         """Whether a set value asks for the protocol (false, null, empty: no)."""
         return value not in (None, False, "", [], "false", "False", "null")
 
+    @abstractmethod
     def run(self, value: Any, ctx: EvalContext) -> dict[str, Any] | None:
-        raise NotImplementedError
+        """Evaluate; return what goes into summary.json under `summary_key` (None: nothing)."""
 
 
 def declared(*owners: Any) -> dict[str, type[EvalProtocol]]:

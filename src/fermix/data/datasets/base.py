@@ -10,6 +10,7 @@ Required: `name`, `keys` (the batch keys a sample carries, DESIGN §1), `label_s
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 RECORD_COLUMNS = ("sample_id", "path")  # every adapter's records carry these; `split` and `subject` when known
 
 
-class DatasetAdapter:
+class DatasetAdapter(ABC):
     """Base of every dataset adapter (registered in fermix.registry.DATASETS)."""
 
     name: ClassVar[str] = ""
@@ -54,14 +55,14 @@ class DatasetAdapter:
     # an adapter sets its own.
     info_extras: Mapping[str, Any] = MappingProxyType({})
 
+    @abstractmethod
     def records(self) -> pd.DataFrame:
         """One row per sample: `sample_id`, `path` (or a key `load` understands), `split` and `subject` when the
         layout gives them, `expr` and any task columns; −1 / NaN = unlabelled."""
-        raise NotImplementedError(f"dataset {self.name} does not implement records()")
 
+    @abstractmethod
     def load(self, row: Mapping[str, Any] | pd.Series) -> dict[str, Any]:
         """One sample: `image` (H×W×3 uint8) or the modality arrays, the labels of `keys`, `sample_id`."""
-        raise NotImplementedError(f"dataset {self.name} does not implement load()")
 
     def task_labels(self, records: pd.DataFrame) -> dict[str, np.ndarray] | None:
         """The records' label arrays without loading a sample (`expr` (N,), `au` (N, A), `va` (N, 2)); None = read

@@ -35,6 +35,13 @@ class RawLayout(DatasetAdapter):
     def __init__(self, cfg: Any) -> None:
         raise FermixError(raw_layout_message(self.name))
 
+    # Never reached (construction refuses); they complete the contract for preprocess-only layouts.
+    def records(self) -> Any:
+        raise FermixError(raw_layout_message(self.name))
+
+    def load(self, row: Any) -> Any:
+        raise FermixError(raw_layout_message(self.name))
+
 
 def raw_layout_message(name: str) -> str:
     """Why a raw layout cannot be trained on directly, and what to run instead."""
