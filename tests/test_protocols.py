@@ -11,14 +11,13 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import pytest
-import torch.nn.functional as F
-from torch import nn
 
 from fermix.errors import FermixError
-from fermix.methods.base import Method, MethodConfig
+from fermix.methods.base import MethodConfig
 from fermix.protocols import EvalContext, EvalProtocol, declared, describe
 from fermix.registry import DATASETS, METHODS, Entry
 from tests.engine.runner import compose_job, quick_overrides, run_train_in_process
+from tests.engine.toy_methods import PixelLinear
 from tests.helpers import write_image_folder
 
 TOY = ["~method.dropout", "~method.label_smoothing", "trainer.max_epochs=1"]
@@ -44,22 +43,15 @@ class FlipConfig(MethodConfig):
     pass
 
 
-class FlipAware(Method):
+class FlipAware(PixelLinear):
     """A linear classifier on the pixels: mirroring the faces changes its predictions."""
 
     name = "flip_aware"
     Config = FlipConfig
     evaluation_protocols = (FlipTest,)
 
-    def __init__(self, config, data_info, backbone) -> None:
-        super().__init__(config, data_info, backbone)
-        self.head = nn.Linear(3 * data_info.image_size**2, data_info.num_classes)
-
-    def training_step(self, batch):
-        return {"ce": F.cross_entropy(self.head(batch["image"].flatten(1)), batch["expr"])}
-
     def predict(self, batch):
-        return {"expr_logits": self.head(batch["image"].flatten(1))}
+        return {"expr_logits": self.logits(batch)}
 
 
 @pytest.fixture

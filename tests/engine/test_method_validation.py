@@ -5,12 +5,11 @@ from typing import ClassVar
 
 import pandas as pd
 import pytest
-import torch.nn.functional as F
-from torch import nn
 
-from fermix.methods.base import Method, MethodConfig
+from fermix.methods.base import MethodConfig
 from fermix.registry import METHODS, Entry
 from tests.engine.runner import quick_overrides, run_train_in_process
+from tests.engine.toy_methods import PixelLinear
 from tests.helpers import write_image_folder
 
 TOY = ["~method.dropout", "~method.label_smoothing"]
@@ -21,7 +20,7 @@ class OwnMetricsConfig(MethodConfig):
     pass
 
 
-class OwnMetrics(Method):
+class OwnMetrics(PixelLinear):
     """A linear classifier that reports its own validation metric and its validation loss."""
 
     name = "own_metrics"
@@ -30,15 +29,8 @@ class OwnMetrics(Method):
     validation_loss = True
     seen: ClassVar[list[int]] = []
 
-    def __init__(self, config, data_info, backbone) -> None:
-        super().__init__(config, data_info, backbone)
-        self.head = nn.Linear(3 * data_info.image_size**2, data_info.num_classes)
-
-    def training_step(self, batch):
-        return {"ce": F.cross_entropy(self.head(batch["image"].flatten(1)), batch["expr"])}
-
     def predict(self, batch):
-        return {"logits": self.head(batch["image"].flatten(1))}  # no expr_logits: the engine's accuracy is off
+        return {"logits": self.logits(batch)}  # no expr_logits: the engine's accuracy is off
 
     def evaluation_metrics(self, outputs, targets):
         OwnMetrics.seen.append(len(targets["expr"]))

@@ -87,3 +87,21 @@ class ThreeOptimizers(Method):
 
     def predict(self, batch):
         return {"expr_logits": self._logits(batch["image"])}
+
+
+class PixelLinear(Method):
+    """A linear classifier on the flattened pixels, trained with cross-entropy; subclasses choose what
+    `predict` returns."""
+
+    Config = ToyConfig
+
+    def __init__(self, config, data_info, backbone) -> None:
+        super().__init__(config, data_info, backbone)
+        self.head = nn.Linear(3 * data_info.image_size**2, data_info.num_classes)
+
+    def training_step(self, batch):
+        return {"ce": F.cross_entropy(self.logits(batch), batch["expr"])}
+
+    def logits(self, batch):
+        return self.head(batch["image"].flatten(1))
+
