@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from fermix.data.windows import (
+    FrameWindows,
     WindowConfig,
     WindowDataset,
     collate_windows,
@@ -207,7 +208,7 @@ def test_the_datamodule_serves_windows_of_a_dataset_without_videos(tmp_path) -> 
                "subjects_per_domain": [1, 1, 1]}  # fmt: skip
     data = {"image_size": 32, "resize": 32, "mean": [0.5] * 3, "std": [0.5] * 3, "batch_size": 2, "num_workers": 0,
             "val_fraction": 0.0, "test_fraction": 0.0, "windows": {"seq_len": 4}}  # fmt: skip
-    dm = FermixDataModule(dataset, data, seed=0)
+    dm = FermixDataModule(dataset, data, seed=0, wrapper=FrameWindows.from_config({"data": data}))  # multitask_rnn's
     dm.build()
     assert isinstance(dm.dataset("val"), WindowDataset)
     batch = next(iter(dm.loader("val")))

@@ -33,6 +33,7 @@ from torch.utils.data import Dataset, default_collate
 
 from fermix.data.torch_dataset import sample_seed
 from fermix.errors import FermixError
+from fermix.methods.base import DatasetWrapper
 
 TASKS = ("expr", "au", "va")  # the label keys windows are cut for (batch keys, DESIGN §1)
 WINDOW_KEYS = frozenset({"window"})  # per-window entries of an item; every other entry is per frame
@@ -283,3 +284,27 @@ def window_dataset(
             "use data.windows.short_videos=pad or a shorter seq_len"
         )
     return WindowDataset(frames, windows, seed)
+
+
+class FrameWindows(DatasetWrapper):
+    """`data.windows` as a method's sample unit (declared by sequence methods: multitask_rnn)."""
+
+    def __init__(self, config: WindowConfig) -> None:
+        self.config = config
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> FrameWindows | None:
+        windows = WindowConfig.from_cfg((config.get("data") or {}).get("windows"))
+        return cls(windows) if windows is not None else None
+
+    def wrap(
+        self, frames: Dataset, records: pd.DataFrame, labels: Mapping[str, np.ndarray], split: str, seed: int
+    ) -> WindowDataset:
+        return window_dataset(frames, records, labels, self.config, split, seed)
+
+    def task_labels(self, wrapped: Dataset, labels: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        assert isinstance(wrapped, WindowDataset)
+        return wrapped.task_labels(labels)
+
+    def describe(self) -> str:
+        return f"windows of {self.config.seq_len} frames (data.windows.seq_len)"

@@ -21,8 +21,8 @@ from fermix.data.samplers import EpochShuffleSampler
 from fermix.data.splits import assign_splits
 from fermix.data.torch_dataset import RecordsDataset
 from fermix.data.transforms import build_transform
-from fermix.data.windows import WindowConfig, WindowDataset, window_dataset
 from fermix.errors import FermixError
+from fermix.methods.base import DatasetWrapper
 from fermix.registry import DATASETS
 
 SPLITS = ("train", "val", "test")
@@ -38,17 +38,24 @@ class FermixDataModule(pl.LightningDataModule):
     one validation split and their mean ± std compares like with like.
     """
 
-    def __init__(self, dataset_cfg: Mapping[str, Any], data_cfg: Mapping[str, Any], seed: int = 0) -> None:
+    def __init__(
+        self,
+        dataset_cfg: Mapping[str, Any],
+        data_cfg: Mapping[str, Any],
+        seed: int = 0,
+        wrapper: DatasetWrapper | None = None,
+    ) -> None:
         super().__init__()
         self.dataset_cfg = dataset_cfg
         self.data_cfg = data_cfg
         self.seed = seed
+        self.wrapper = wrapper  # the method's sample unit when it is not one image (Method.sample_wrapper)
         self.train_sampler_factory: Callable[[Dataset], Sampler | None] | None = None
         # method.train_sources: several training sources ({name: TrainSource}) instead of one loader
         self.train_sources_factory: Callable[[Mapping[str, Any], int], Mapping[str, Any] | None] | None = None
         self._info: DataInfo | None = None
         self.records: pd.DataFrame | None = None
-        self._datasets: dict[str, RecordsDataset | WindowDataset] = {}
+        self._datasets: dict[str, Dataset] = {}
         # data.bad_images=skip: the samples left out because they could not be read ({sample_id, path, reason})
         self.skipped_images: list[dict[str, str]] = []
 
@@ -172,26 +179,24 @@ class FermixDataModule(pl.LightningDataModule):
     def split_sizes(self) -> dict[str, int]:
         return {s: len(self.split_records(s)) for s in SPLITS}
 
-    def dataset(self, split: str) -> RecordsDataset | WindowDataset:
-        """The split's samples: one per frame, or windows of frames when `data.windows` is set (sequence
-        models; fermix.data.windows), whose loaders then use the window collate."""
+    def dataset(self, split: str) -> Dataset:
+        """The split's samples: one per image, or what the method's dataset wrapper makes of them
+        (`wrapper`, e.g. windows of frames), whose loaders then use the wrapped dataset's collate."""
         if split not in self._datasets:
             self.require_split(split)
             records = self.split_records(split)
             transform = build_transform(self.data_cfg, train=split == "train")
             dataset = RecordsDataset(records, self.adapter.load, transform, seed=self.seed)
-            windows = WindowConfig.from_cfg(self.data_cfg.get("windows"))
-            if windows is not None:
-                dataset = window_dataset(dataset, records, self.frame_labels(split), windows, split, self.seed)
+            if self.wrapper is not None:
+                dataset = self.wrapper.wrap(dataset, records, self.frame_labels(split), split, self.seed)
             self._datasets[split] = dataset
         return self._datasets[split]
 
     def task_labels(self, split: str) -> dict[str, np.ndarray]:
-        """Label arrays of the split's samples (see `frame_labels`); with `data.windows`, one row per
-        window: a window's tasks carry its first frame's labels, its other tasks read as unlabelled."""
+        """Label arrays of the split's samples (see `frame_labels`); with a dataset wrapper, one row per
+        wrapped sample (windows: a window's tasks carry its first frame's labels)."""
         labels = self.frame_labels(split)
-        dataset = self.dataset(split) if self.data_cfg.get("windows") else None
-        return dataset.task_labels(labels) if isinstance(dataset, WindowDataset) else labels
+        return self.wrapper.task_labels(self.dataset(split), labels) if self.wrapper is not None else labels
 
     def frame_labels(self, split: str) -> dict[str, np.ndarray]:
         """The split's label arrays without loading an image: `expr` (N,), `au` (N, A), `va` (N, 2).

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, default_collate
 from fermix.engine.artifacts import plot_confusion_matrix, save_figure, write_predictions_csv
 from fermix.methods.base import Method
 from fermix.metrics import ExpressionMetrics, scalar_metrics
-from fermix.metrics.abaw import au_scores, va_scores
+from fermix.metrics.tasks import exact_task_metrics
 from fermix.utils.io import atomic_write_bytes
 
 log = logging.getLogger("fermix")
@@ -56,6 +56,7 @@ def _map_targets(expr: torch.Tensor, target_map: torch.Tensor | None) -> torch.T
 
 
 TARGET_KEYS = ("expr", "au", "va", "score")  # the labels evaluation collects, when the batches carry them
+
 
 @torch.inference_mode()
 def predict_split(
@@ -104,16 +105,6 @@ def predict_split(
     return result
 
 
-def task_metrics(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> dict[str, float]:
-    """AU and VA metrics of a split (ABAW definitions), for methods that predict them."""
-    scalars: dict[str, float] = {}
-    if "au_logits" in outputs and "au" in targets:
-        scalars.update(au_scores(outputs["au_logits"].sigmoid(), targets["au"]))
-    if "va" in outputs and "va" in targets:
-        scalars.update(va_scores(outputs["va"], targets["va"]))
-    return {k: float(v) for k, v in scalars.items()}
-
-
 def evaluate_split(
     method: Method,
     loader: DataLoader,
@@ -128,9 +119,8 @@ def evaluate_split(
 ) -> dict[str, Any]:
     """Metrics of one split, plus predictions_<split>.csv and confusion_<split>.png in out_dir.
 
-    Expression metrics need `expr_logits` and expression labels; AU and VA metrics (ABAW
-    definitions: au_f1, au_acc, au_score at threshold 0.5; ccc_v, ccc_a, va_score) need
-    `au_logits` / `va` and those labels. The method's optional hooks add to this:
+    Expression metrics need `expr_logits` and expression labels; the other label tasks are scored
+    as fermix.metrics.tasks lists them, when the outputs and labels are there. The method's optional hooks add to this:
     `evaluation_metrics` (its split-level metrics join the engine's, so they are printed and
     stored in summary.json), `derived_metrics`, and `evaluation_figures` (written as
     <name>_<split>.png next to the confusion matrix).
@@ -162,7 +152,7 @@ def evaluate_split(
         plot_confusion_matrix(
             out_dir / f"confusion_{split}.png", values["confusion"].numpy(), class_names, title=f"{split} split"
         )
-    scalars.update(task_metrics(outputs, targets))
+    scalars.update(exact_task_metrics(outputs, targets))
     for extra in (method.evaluation_metrics(outputs, targets), method.derived_metrics(dict(scalars))):
         clash = sorted(set(extra) & set(scalars))
         if clash:

@@ -17,7 +17,7 @@ from fermix.engine.optim import build_optimizer, build_scheduler
 from fermix.errors import FermixError
 from fermix.methods.base import Method
 from fermix.metrics import ExpressionMetrics, scalar_metrics
-from fermix.metrics.abaw import AUMetrics, VAMetrics
+from fermix.metrics.tasks import StreamingTaskMetrics
 
 # A skipped batch (training_step -> {}) is deliberate and counted in `train/skipped`.
 warnings.filterwarnings("ignore", message=r"`training_step` returned `None`", module=r"lightning\.pytorch")
@@ -97,9 +97,7 @@ class FermixModule(pl.LightningModule):
         self.automatic_optimization = method.automatic_optimization
         num_classes = method.data_info.num_classes
         self.val_metrics = ExpressionMetrics(num_classes)
-        au_names = method.data_info.extras.get("au_names") or []
-        self.val_au = AUMetrics(len(au_names)) if "au" in method.tasks and au_names else None
-        self.val_va = VAMetrics() if "va" in method.tasks else None
+        self.val_tasks = StreamingTaskMetrics(method.tasks, method.data_info)  # AU / VA scores, by the method's tasks
         self._val_outputs: dict[str, list[Tensor]] = {}
         self._val_targets: dict[str, list[Tensor]] = {}
         self._val_expr_seen = False
@@ -228,10 +226,7 @@ class FermixModule(pl.LightningModule):
         if "expr_logits" in out and "expr" in batch and batch["expr"].ndim == 1:
             self.val_metrics.update(out["expr_logits"].float(), batch["expr"])
             self._val_expr_seen = True
-        if self.val_au is not None and "au_logits" in out and "au" in batch:
-            self.val_au.update(out["au_logits"].float(), batch["au"])
-        if self.val_va is not None and "va" in out and "va" in batch:
-            self.val_va.update(out["va"].float(), batch["va"])
+        self.val_tasks.update(out, batch)
         if self.method.validation_uses_evaluation_metrics:
             for key, value in out.items():
                 self._val_outputs.setdefault(key, []).append(value.detach().float())
@@ -247,10 +242,7 @@ class FermixModule(pl.LightningModule):
             confusion = computed["confusion"].detach().cpu()
             values.update(scalar_metrics(computed))
         self._val_expr_seen = False
-        for metric in (self.val_au, self.val_va):
-            if metric is not None:
-                values.update({k: float(v) for k, v in metric.compute().items()})
-                metric.reset()
+        values.update(self.val_tasks.compute_and_reset())
         self.val_metrics.reset()
         if self.method.validation_uses_evaluation_metrics and self._val_outputs:
             values.update(self.method.evaluation_metrics(*self._gathered_predictions()))

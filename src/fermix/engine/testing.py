@@ -87,7 +87,8 @@ def run_test(cfg: DictConfig) -> dict[str, Any]:
         if cfg.data.get(key) is not None:
             data_cfg[key] = cfg.data[key]
 
-    dm = FermixDataModule(dataset_cfg, data_cfg, seed=int(trained.seed))
+    wrapper = type(method).sample_wrapper(trained)  # data_cfg is trained.data
+    dm = FermixDataModule(dataset_cfg, data_cfg, seed=int(trained.seed), wrapper=wrapper)
     data_info = dm.build()
     dm.check_requires(method.requires, method.name)
     split = str(cfg.split)
@@ -99,7 +100,9 @@ def run_test(cfg: DictConfig) -> dict[str, Any]:
         if expected and found != expected:
             log.warning(
                 "the %s split differs from the one this checkpoint was trained with (fingerprint %s, now %s)",
-                split, expected, found,
+                split,
+                expected,
+                found,
             )
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     device = resolve_device(cfg.get("accelerator"))

@@ -65,7 +65,8 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
 
-    dm = FermixDataModule(cfg.dataset, cfg.data, seed=int(cfg.seed))
+    wrapper = method_class(cfg.method.name).sample_wrapper(cfg)
+    dm = FermixDataModule(cfg.dataset, cfg.data, seed=int(cfg.seed), wrapper=wrapper)
     info = dm.build()
     if not dm.has_split("val") and cfg.checkpoint.get("monitor"):
         raise FermixError(

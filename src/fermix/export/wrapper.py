@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from fermix.engine.build import method_class
 from fermix.errors import FermixError
 
 # The standard predict outputs (DESIGN §3) an exported model returns, in this order, when the method
@@ -55,12 +56,12 @@ def check_image_only(method: nn.Module) -> None:
 
 
 def check_single_frames(config: Mapping[str, Any], method: str) -> None:
-    """Refuse a checkpoint trained on windows of frames (multitask_rnn): its model reads B×T frames."""
-    windows = (config.get("data") or {}).get("windows") or {}
-    if windows.get("seq_len"):
+    """Refuse a checkpoint whose method reads another sample unit than one image (its dataset wrapper)."""
+    wrapper = method_class(method).sample_wrapper(config)
+    if wrapper is not None:
         raise FermixError(
-            f"fermix export writes per-image models, and method {method} reads windows of "
-            f"{windows['seq_len']} frames (data.windows.seq_len); evaluate it with fermix test instead"
+            f"fermix export writes per-image models, and method {method} reads {wrapper.describe()}; "
+            f"evaluate it with fermix test instead"
         )
 
 

@@ -74,8 +74,9 @@ class Predictor:
             name = str(trained.method.name)
             if method_class(name).requires & MODALITY_KEYS:
                 raise FermixError(f"{path} is a {name} checkpoint, a multimodal method; fermix predict reads faces")
-            if (trained.data.get("windows") or {}).get("seq_len"):
-                raise FermixError(f"{path} is a {name} checkpoint that reads windows of frames; fermix predict "
+            wrapper = method_class(name).sample_wrapper(trained)
+            if wrapper is not None:
+                raise FermixError(f"{path} is a {name} checkpoint that reads {wrapper.describe()}; fermix predict "
                                   f"predicts one face at a time")  # fmt: skip
 
         method, meta, trained = restore_method(path, accept=single_faces)

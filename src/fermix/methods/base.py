@@ -35,6 +35,9 @@ a method never calls `.cuda()`, never writes files and never logs. What the engi
   `derived_metrics(values)` adds numbers computed from the engine's split metrics (e.g. a
   checkpoint-selection sum); `calibrate(outputs, targets)` fits post-hoc state (decision
   thresholds) on the validation split after training; the engine saves it in the checkpoint.
+- optional, a sample unit other than one image: `dataset_wrapper` names a `DatasetWrapper` class
+  (multitask_rnn: windows of frames, switched on by its own config key) that wraps each split's
+  per-frame dataset; export and predict refuse checkpoints whose wrapper is on, in its words.
 - optional, a paper's own evaluation protocol: `evaluation_protocols` lists `fermix.protocols.EvalProtocol`
   classes that `fermix test` offers for this method's checkpoints, each switched on by its own override
   (CausalMER's missing-modality test: `eval.remove=...`). Dataset adapters declare theirs the same way.
@@ -45,6 +48,7 @@ checkpoint's state dict.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
@@ -54,6 +58,8 @@ from torch import Tensor, nn
 from fermix.errors import FermixError
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
     from torch.optim import Optimizer
     from torch.utils.data import Dataset, Sampler
 
@@ -61,6 +67,33 @@ if TYPE_CHECKING:
     from fermix.protocols import EvalProtocol
 
 Batch = dict[str, Any]
+
+
+class DatasetWrapper(ABC):
+    """A method's own sample unit: wraps a split's per-frame dataset into what its model reads.
+
+    Declared by `Method.dataset_wrapper` and switched on by the wrapper's own config key, so the
+    engine wraps splits without knowing what the unit is (fermix.data.windows.FrameWindows).
+    """
+
+    @classmethod
+    @abstractmethod
+    def from_config(cls, config: Mapping[str, Any]) -> DatasetWrapper | None:
+        """The wrapper a run's whole config asks for; None when its key is unset (one sample per image)."""
+
+    @abstractmethod
+    def wrap(
+        self, frames: Dataset, records: pd.DataFrame, labels: Mapping[str, np.ndarray], split: str, seed: int
+    ) -> Dataset:
+        """The split's samples; the wrapped dataset may carry its own `collate_fn`."""
+
+    @abstractmethod
+    def task_labels(self, wrapped: Dataset, labels: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One row of labels per wrapped sample, for per-task training sources."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """What the model reads instead of one image, with the key that set it (used in refusals)."""
 
 
 @dataclass
@@ -142,11 +175,18 @@ class Method(nn.Module):
     output_meanings: ClassVar[dict[str, str]] = {}
     # Extra evaluations `fermix test` offers for this method (fermix.protocols), each with its own override.
     evaluation_protocols: ClassVar[tuple[type[EvalProtocol], ...]] = ()
+    # The sample unit when it is not one image (see DatasetWrapper); None = one sample per image.
+    dataset_wrapper: ClassVar[type[DatasetWrapper] | None] = None
 
     def __init__(self, config: MethodConfig, data_info: DataInfo, backbone: Mapping[str, Any]) -> None:
         super().__init__()
         self.config = config
         self.data_info = data_info
+
+    @classmethod
+    def sample_wrapper(cls, config: Mapping[str, Any]) -> DatasetWrapper | None:
+        """The dataset wrapper a run's config switches on for this method (None: single images)."""
+        return cls.dataset_wrapper.from_config(config) if cls.dataset_wrapper is not None else None
 
     @classmethod
     def make_config(cls, values: Mapping[str, Any]) -> MethodConfig:

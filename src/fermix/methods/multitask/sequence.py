@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fermix.data.info import DataInfo
+from fermix.data.windows import FrameWindows
 from fermix.errors import FermixError
 from fermix.methods.base import Batch, Stage
 from fermix.methods.multitask.losses import TASKS
@@ -84,6 +85,7 @@ class SequenceNet(nn.Module):
 class MultitaskRNN(Multitask):
     name = "multitask_rnn"
     Config = MultitaskRNNConfig
+    dataset_wrapper = FrameWindows  # batches are windows of frames (data.windows)
     _cnn_state: dict[str, Tensor] | None = None  # the loaded CNN member's weights (training only)
 
     def __init__(self, config: MultitaskRNNConfig, data_info: DataInfo, backbone: Mapping[str, Any]) -> None:
