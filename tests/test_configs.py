@@ -63,3 +63,25 @@ def test_each_registered_name_has_a_config_and_back(group, registry):
     assert set(registry.names()) == names
     for name in names:
         assert _compose("train", [f"{group}={name}"])[group].name == name
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_a_methods_yaml_defaults_are_its_config_dataclass_defaults(name):
+    """configs/method/<name>.yaml documents each option with its default; the Config dataclass (the schema)
+    holds the same values, so a method built from Python and one from the CLI start alike."""
+    from dataclasses import asdict
+
+    from omegaconf import OmegaConf
+
+    cls = METHODS.get(name)
+    raw = OmegaConf.load(CONFIGS / "method" / f"{name}.yaml")
+    written = raw.method if "method" in raw else raw  # a `_global_` method config writes under `method:`
+    defaults = asdict(cls.Config())
+    for key, value in OmegaConf.to_container(written, resolve=False).items():
+        if key in ("name", "defaults") or (isinstance(value, str) and "${" in value):
+            continue
+        expected = defaults[key]
+        if expected == {}:  # a nested mapping the YAML fills (mult/causalmer `mult:` -> fermix.models.mult)
+            continue
+        expected = list(expected) if isinstance(expected, tuple) else expected
+        assert value == expected, f"method.{key}: {value!r} in the YAML, {expected!r} in {cls.Config.__name__}"

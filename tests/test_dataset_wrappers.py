@@ -91,7 +91,7 @@ def pair_run(monkeypatch, tmp_path):
     monkeypatch.setitem(METHODS._entries, "pair_mean", Entry("tests.test_dataset_wrappers:PairMean", "toy"))
     folder = write_image_folder(tmp_path / "faces", per_class=4, size=32, splits=("train", "val", "test"))
     run = tmp_path / "run"
-    extra = ["method.name=pair_mean", "~method.dropout", "~method.label_smoothing", "trainer.max_epochs=1"]
+    extra = ["method=pair_mean", "trainer.max_epochs=1"]
     PairWrapper.wrapped.clear()
     PairMean.batch_images.clear()
     run_train_in_process(quick_overrides(folder, *extra, "+data.pairs=true"), run)

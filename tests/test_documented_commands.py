@@ -395,11 +395,11 @@ def compose(command: str, overrides: Sequence[str]) -> Any:
     cfg = config_check._compose(CONFIGS, command, defaults)
     if not values:
         return cfg
-    cfg = copy.deepcopy(cfg)
+    base, cfg = cfg, copy.deepcopy(cfg)
     try:
         ConfigLoaderImpl._apply_overrides_to_config(OverridesParser.create().parse_overrides(values), cfg)
     except (HydraException, OmegaConfBaseException) as exc:
-        raise FermixError(config_check._composition_sentence(exc)) from None
+        raise FermixError(config_check._sentence(exc, lambda: base, values)) from None
     return cfg
 
 
@@ -448,7 +448,7 @@ def _check_test_dataset_keys(overrides: Sequence[str], trained: str | None) -> N
     """`fermix test ckpt=X dataset.K=V` adjusts the checkpoint's own dataset config, which Hydra
     cannot check: K must be an option of that dataset (of some dataset, when the doc's checkpoint
     path does not say which), with a value of its type."""
-    from fermix.config_check import type_problem
+    from fermix.config_check import _untyped_problem
 
     names = [trained] if trained else _options("dataset")
     for line in overrides:
@@ -460,7 +460,7 @@ def _check_test_dataset_keys(overrides: Sequence[str], trained: str | None) -> N
             default = _dataset_option(name, key.split(".")[1:])
             if default is _ABSENT:
                 problems.append(f"dataset {name} has no option {key}")
-            elif problem := type_problem(key, _parse_value(value), default):
+            elif problem := _untyped_problem(_parse_value(value), default):
                 problems.append(f"{key} must be {problem} for dataset {name}, got `{value}`")
             else:
                 break

@@ -68,10 +68,15 @@ TEST_ALLOWED_PREFIXES = ("dataset", "paths.", "hydra.")
 
 
 def config_dir() -> Path:
-    """configs/ inside an installed wheel (fermix/configs), else the checkout's top-level configs/."""
+    """configs/ inside an installed wheel (fermix/configs), else the checkout's top-level configs/.
+
+    Also stores the schemas its YAML files name (fermix.config_schema): whoever composes them asks here."""
+    from fermix.config_schema import register
+
     here = Path(__file__).resolve().parent
     for candidate in (here / "configs", here.parents[1] / "configs"):
         if (candidate / "train.yaml").is_file():
+            register(candidate)
             return candidate
     raise FermixError(f"cannot find fermix's configs/ next to {here}; reinstall fermix")
 
@@ -179,9 +184,9 @@ def check_ckpt_arg(command: str, args: Sequence[str]) -> None:
 def check_job_overrides(command: str, args: Sequence[str]) -> None:
     """Unknown keys and wrong-typed values in one sentence, before Hydra prints a page or a run starts
     (fermix.config_check; `fermix test` has its own, stricter check_test_args)."""
-    from fermix.config_check import check_overrides, method_declares
+    from fermix.config_check import check_overrides
 
-    check_overrides(args, config_dir(), command, declared=method_declares)
+    check_overrides(args, config_dir(), command)
 
 
 def list_registry(args: Sequence[str]) -> int:

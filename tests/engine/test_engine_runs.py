@@ -10,8 +10,6 @@ from fermix.registry import METHODS, Entry
 from tests.engine.runner import quick_overrides, run_train_in_process
 from tests.helpers import write_image_folder
 
-TOY = ["~method.dropout", "~method.label_smoothing"]
-
 
 @pytest.fixture(autouse=True)
 def toy_methods(monkeypatch):
@@ -28,7 +26,7 @@ def split_folder(tmp_path_factory):
 
 def test_best_checkpoint_is_selected_on_validation_never_on_test(split_folder, tmp_path):
     summary = run_train_in_process(
-        quick_overrides(split_folder, "method.name=oracle", *TOY, "trainer.max_epochs=3"), tmp_path / "run"
+        quick_overrides(split_folder, "method=oracle", "trainer.max_epochs=3"), tmp_path / "run"
     )
     best = torch.load(tmp_path / "run/checkpoints/best.ckpt", weights_only=True)
     assert best["fermix"]["epoch"] == 1  # val is perfect only in epoch 1
@@ -42,7 +40,7 @@ def test_best_checkpoint_is_selected_on_validation_never_on_test(split_folder, t
 
 def test_manual_optimisation_steps_several_optimizers_with_schedulers_and_clipping(split_folder, tmp_path):
     overrides = quick_overrides(
-        split_folder, "method.name=three_opt", *TOY, "trainer.max_epochs=2", "sched=step", "sched.step_size=1",
+        split_folder, "method=three_opt", "trainer.max_epochs=2", "sched=step", "sched.step_size=1",
         "sched.gamma=0.5", "trainer.gradient_clip_val=0.01", "optim.lr=0.01",
     )
     run_train_in_process(overrides, tmp_path / "run")
@@ -68,7 +66,7 @@ def test_gradient_clipping_reaches_manual_methods(split_folder, tmp_path, monkey
 
     monkeypatch.setattr(toy_methods.ThreeOptimizers, "predict", spy)
     run_train_in_process(
-        quick_overrides(split_folder, "method.name=three_opt", *TOY, "trainer.max_epochs=1",
+        quick_overrides(split_folder, "method=three_opt", "trainer.max_epochs=1",
                         "trainer.gradient_clip_val=0.01"),
         tmp_path / "run",
     )
@@ -102,7 +100,7 @@ def test_several_learning_rate_groups(split_folder, tmp_path, monkeypatch):
 
 def test_early_stopping_watches_the_validation_metric(split_folder, tmp_path):
     summary = run_train_in_process(
-        quick_overrides(split_folder, "method.name=oracle", *TOY, "trainer.max_epochs=6",
+        quick_overrides(split_folder, "method=oracle", "trainer.max_epochs=6",
                         "early_stopping.patience=1"),
         tmp_path / "run",
     )

@@ -12,8 +12,6 @@ from tests.engine.runner import quick_overrides, run_train_in_process
 from tests.engine.toy_methods import PixelLinear
 from tests.helpers import write_image_folder
 
-TOY = ["~method.dropout", "~method.label_smoothing"]
-
 
 @dataclass
 class OwnMetricsConfig(MethodConfig):
@@ -45,7 +43,7 @@ def own_metrics(monkeypatch):
 def test_validation_reports_the_methods_metric_and_loss_and_selects_on_it(tmp_path):
     folder = write_image_folder(tmp_path / "faces", per_class=4, size=32, splits=("train", "val", "test"))
     OwnMetrics.seen.clear()
-    overrides = quick_overrides(folder, "method.name=own_metrics", *TOY, "trainer.max_epochs=2",
+    overrides = quick_overrides(folder, "method=own_metrics", "trainer.max_epochs=2",
                                 "checkpoint.monitor=val/own_acc")  # fmt: skip
     summary = run_train_in_process(overrides, tmp_path / "run")
     logged = pd.read_csv(tmp_path / "run" / "csv" / "metrics.csv")

@@ -18,7 +18,7 @@ def plain(cfg: Any) -> Any:
         node = cfg.copy()
         with open_dict(node):
             node.pop("hydra", None)  # present when composed in-process with return_hydra_config
-        return OmegaConf.to_container(node, resolve=True)
+        return OmegaConf.to_container(node, resolve=True, enum_to_str=True)
     return cfg
 
 

@@ -190,7 +190,13 @@ class Method(nn.Module):
 
     @classmethod
     def make_config(cls, values: Mapping[str, Any]) -> MethodConfig:
-        """The typed config from the YAML mapping (`name` dropped); unknown keys are an error."""
+        """The typed config from the YAML mapping (`name` dropped), checked against the `Config` dataclass
+        (the method's schema, fermix.config_schema): an unknown key or a wrongly typed value is one sentence."""
+        from omegaconf import OmegaConf
+        from omegaconf.errors import ValidationError
+
+        from fermix.config_check import value_sentence
+
         values = {k: v for k, v in dict(values).items() if k != "name"}
         known = {f.name for f in fields(cls.Config)}
         unknown = sorted(set(values) - known)
@@ -198,7 +204,11 @@ class Method(nn.Module):
             raise FermixError(
                 f"method {cls.name} has no option {unknown[0]!r}; its options: {', '.join(sorted(known))}"
             )
-        return cls.Config(**values)
+        try:
+            return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls.Config), values))
+        except ValidationError as exc:
+            key = str(exc.full_key)
+            raise FermixError(value_sentence(f"method.{key}", values.get(key), str(exc.msg))) from None
 
     # --- training -------------------------------------------------------------------------
     def training_step(self, batch: Batch) -> dict[str, Tensor]:

@@ -337,7 +337,7 @@ def test_legacy_mode_trains_in_eval_mode_from_the_given_step_of_each_epoch(label
     ("option", "value"), [("pooling", "max"), ("sampler", "uniform"), ("stem", "caffe"), ("sp_gram", "gram")]
 )
 def test_bad_choices_are_one_sentence_errors(option, value):
-    with pytest.raises(FermixError, match=f"method.{option} must be one of"):
+    with pytest.raises(FermixError, match=f"method.{option}={value} is not one of"):
         build(**{option: value})
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import torch
@@ -42,6 +43,26 @@ from fermix.models.backbones import Backbone, build_backbone
 MIN_PER_CLASS = 2  # the batch-validity rule: every class at least twice
 
 
+class Pooling(StrEnum):
+    gap = "gap"
+    gem = "gem"
+
+
+class SpGram(StrEnum):
+    logits = "logits"
+    features = "features"
+
+
+class Sampling(StrEnum):
+    balanced = "balanced"
+    shuffle = "shuffle"
+
+
+class Stem(StrEnum):
+    torchvision = "torchvision"
+    msceleb = "msceleb"
+
+
 @dataclass
 class DMUEConfig(MethodConfig):
     temperature: float = 1.2  # T of softmax(a/T) for the latent distribution (T > 1 flattens)
@@ -51,14 +72,14 @@ class DMUEConfig(MethodConfig):
     dropout: float = 0.5  # before the BN-neck (not in the latent-distribution pass)
     bnneck: bool | None = None  # None = the authors' choice: on, off for resnet50_ibn
     shared_bnneck: bool = True  # one BN-neck for all C+1 heads and the latent pass, as the original
-    pooling: str = "gap"  # gap | gem (p = gem_p, fixed)
+    pooling: Pooling = Pooling.gap  # gap | gem (p = gem_p, fixed)
     gem_p: float = 3.0
     train_ue_head: bool = False  # false = the original code (MLP never stepped); true = the paper's learnt MLP
     train_bnneck_weight: bool = False  # false = the original code (BN-neck scale never stepped); true = trained
-    sp_gram: str = "logits"  # logits = the original (aux Gram from the heads' logits) | features (Tung & Mori, opt-in)
+    sp_gram: SpGram = SpGram.logits  # logits = the original (aux Gram from the heads' logits) | features (opt-in)
     classifier_lr_scale: float = 10.0  # LR of the heads relative to optim.lr (paper: 1e-3 vs 1e-4)
-    sampler: str = "balanced"  # balanced (class-balanced, with replacement) | shuffle
-    stem: str = "torchvision"  # torchvision | msceleb (no stem ReLU, 2×2 max-pool: the authors' ResNets)
+    sampler: Sampling = Sampling.balanced  # balanced (class-balanced, with replacement) | shuffle
+    stem: Stem = Stem.torchvision  # torchvision | msceleb (no stem ReLU, 2×2 max-pool: the authors' ResNets)
     pretrained: str | None = None  # the authors' MS-Celeb checkpoint or a DMUE snapshot (convert.py)
     legacy_eval_after_steps: int = 0  # >0: from this step of each epoch on, train in eval mode (original bug)
 
@@ -149,15 +170,7 @@ class DMUE(Method):
 
     @staticmethod
     def _check(config: DMUEConfig) -> None:
-        choices = {
-            "pooling": ("gap", "gem"),
-            "sampler": ("balanced", "shuffle"),
-            "stem": ("torchvision", "msceleb"),
-            "sp_gram": ("logits", "features"),
-        }
-        for key, allowed in choices.items():
-            if getattr(config, key) not in allowed:
-                raise FermixError(f"method.{key} must be one of {', '.join(allowed)}, not `{getattr(config, key)}`")
+        """Ranges; types and closed choices are the Config's (checked by make_config and Hydra)."""
         if config.temperature <= 0:
             raise FermixError(f"method.temperature must be positive, not {config.temperature}")
         if not 0 <= config.dropout < 1:

@@ -1,0 +1,183 @@
+"""Typed schemas of the configs, registered in Hydra's ConfigStore, so Hydra itself refuses a bad value.
+
+The YAML files under configs/ keep the defaults and their comments; each names its schema first in its
+defaults list (`train_schema`, `/schema/trainer/default@_here_`, `/schema/method/<name>@method`), and
+composition then checks every key and type. Closed choices are Enums (str-valued, so code compares them
+with plain strings); open ones (`trainer.devices`: 2, "auto", [0, 1]) are `Any`. A method's schema is its
+own `Config` dataclass plus `name` — its options are written once, in the method's folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, make_dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+
+
+class Progress(StrEnum):
+    auto = "auto"
+    rich = "rich"
+    plain = "plain"
+    none = "none"
+
+
+class SplitBy(StrEnum):
+    sample = "sample"
+    subject = "subject"
+
+
+class BadImages(StrEnum):
+    fail = "fail"
+    skip = "skip"
+
+
+class Mode(StrEnum):
+    min = "min"
+    max = "max"
+
+
+@dataclass
+class AugmentSchema:
+    random_crop: bool = True
+    hflip: float = 0.5
+    rotation: float = 0.0
+    color_jitter: float = 0.0
+    ops: list[Any] | None = None
+
+
+@dataclass
+class DataSchema:
+    batch_size: int = 64
+    num_workers: int = 2
+    image_size: int = 64
+    resize: int = 72
+    interpolation: str = "bilinear"
+    mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    augment: AugmentSchema = field(default_factory=AugmentSchema)
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    split_seed: int = 0
+    split_by: SplitBy = SplitBy.sample
+    drop_last: bool = False
+    bad_images: BadImages = BadImages.fail
+    windows: Any | None = None  # a sequence method's frame windows (fermix.data.windows)
+
+
+@dataclass
+class ComputeSchema:
+    threads: int | None = None
+    channels_last: Any = "auto"  # true | false | auto
+    compile: Any = False  # false | true | a torch.compile mode
+
+
+@dataclass
+class CheckpointSchema:
+    monitor: str | None = "val/acc"
+    mode: Mode = Mode.max
+    extra: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class EarlyStoppingSchema:
+    patience: int | None = None
+    min_delta: float = 0.0
+
+
+@dataclass
+class PathsSchema:
+    runs_dir: str = "runs"
+    data_dir: str = "datasets"
+    pretrained_dir: str = "pretrained_models"
+
+
+@dataclass
+class TrainerSchema:
+    """Lightning Trainer keyword arguments (`+trainer.<any>=` adds one); defaults are Lightning's."""
+
+    accelerator: str = "auto"
+    devices: Any = 1
+    num_nodes: int = 1
+    strategy: Any = "auto"
+    precision: Any = "32-true"
+    max_epochs: int | None = 10
+    gradient_clip_val: float | None = None
+    gradient_clip_algorithm: str = "norm"
+    accumulate_grad_batches: int = 1
+    deterministic: Any = False
+    benchmark: bool | None = False
+    log_every_n_steps: int = 10
+    num_sanity_val_steps: int = 2
+    check_val_every_n_epoch: int | None = 1
+    overfit_batches: float = 0.0  # the keys below are Lightning's defaults, here because debug/ configs set them
+    limit_train_batches: float | None = None
+    limit_val_batches: float | None = None
+
+
+@dataclass
+class BackboneSchema:
+    name: str = "???"
+    pretrained: str | None = None  # null | a torchvision weights name | a PATH
+
+
+@dataclass
+class SmallCNNSchema(BackboneSchema):
+    width: int = 32
+
+
+@dataclass
+class ResNetSchema(BackboneSchema):
+    last_stride: int = 2
+
+
+@dataclass
+class FerPlusSchema(BackboneSchema):
+    dropout: float = 0.5
+
+
+BACKBONE_SCHEMAS = {"small_cnn": SmallCNNSchema, "resnet50_ferplus": FerPlusSchema}  # the others: ResNetSchema
+
+
+@dataclass
+class TrainSchema:
+    seed: int = 42
+    resume: str | None = None
+    progress: Progress = Progress.auto
+    data: DataSchema = field(default_factory=DataSchema)
+    compute: ComputeSchema = field(default_factory=ComputeSchema)
+    checkpoint: CheckpointSchema = field(default_factory=CheckpointSchema)
+    early_stopping: EarlyStoppingSchema = field(default_factory=EarlyStoppingSchema)
+    # config groups: each option's YAML names its own schema (or, for now, has none)
+    paths: Any = None
+    optim: Any = None
+    sched: Any = None
+    method: Any = None
+    backbone: Any = None
+    dataset: Any = None
+    trainer: Any = None
+    logger: Any = None
+
+
+def method_schema(cls: type) -> type:
+    """A method's `Config` dataclass with the `name` its YAML carries."""
+    return make_dataclass(f"{cls.__name__}Schema", [("name", str, field(default=cls.name))], bases=(cls.Config,))
+
+
+def register(config_dir: Path | None = None) -> None:
+    """Store every schema (idempotent); called before any composition. A registered method without a
+    YAML file in `config_dir` (a plugin, a test's toy method) becomes a `method=<name>` option as its schema."""
+    from fermix.registry import BACKBONES, METHODS
+
+    store = ConfigStore.instance()
+    store.store(name="train_schema", node=TrainSchema)
+    store.store(group="schema/trainer", name="default", node=TrainerSchema)
+    store.store(group="schema/paths", name="default", node=PathsSchema)
+    for name in BACKBONES.names():
+        store.store(group="schema/backbone", name=name, node=BACKBONE_SCHEMAS.get(name, ResNetSchema)(name=name))
+    for name in METHODS.names():
+        store.store(group="schema/method", name=name, node=method_schema(METHODS.get(name)))
+        if config_dir is not None and not (config_dir / "method" / f"{name}.yaml").is_file():
+            store.store(group="method", name=name, node=method_schema(METHODS.get(name)))
