@@ -215,9 +215,7 @@ def write_checkpoint(
     bias = normalise_bias(bias if bias is not None else guessed[1])
     config = compose_train_config(
         [
-            "method=iern",
-            "dataset=mixbasic",
-            "backbone=resnet50",
+            "experiment=iern_mixbasic",  # method=iern dataset=mixbasic backbone=resnet50 and the paper's recipe
             f"dataset.fold={fold}",
             f"dataset.bias={bias}",
             *overrides,
