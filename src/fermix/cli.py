@@ -11,6 +11,7 @@ unexpected error, with a pointer to FERMIX_DEBUG=1 for its traceback.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -184,6 +185,35 @@ def check_job_overrides(command: str, args: Sequence[str]) -> None:
     check_overrides(args, config_dir(), command, declared=method_declares)
 
 
+def recipe_note(args: Sequence[str], configs: Path | None = None) -> str | None:
+    """The one-line note for `fermix train method=X dataset=Y` without `experiment=` when
+    configs/experiment/X_Y.yaml holds that pair's recipe (experiments are never applied implicitly,
+    so a user who used to get the recipe that way learns its name); None otherwise."""
+    if {"-h", "--help", "--hydra-help"} & set(args):
+        return None
+    chosen = {}
+    for arg in args:
+        key, _, value = arg.partition("=")
+        if value and key.lstrip("+") in ("method", "dataset", "experiment"):
+            chosen[key.lstrip("+")] = value
+    if "experiment" in chosen or not ({"method", "dataset"} & set(chosen)):
+        return None
+    configs = configs or config_dir()
+    defaults = _train_defaults(configs)
+    pair = f"{chosen.get('method', defaults.get('method'))}_{chosen.get('dataset', defaults.get('dataset'))}"
+    if not re.fullmatch(r"\w+", pair) or not (configs / "experiment" / f"{pair}.yaml").is_file():
+        return None  # a sweep (`method=a,b`) or a pair without a recipe
+    return f"note: the paper recipe for this pair is experiment={pair} (method and dataset defaults are used as given)"
+
+
+def _train_defaults(configs: Path) -> dict[str, str]:
+    """The group choices of configs/train.yaml's defaults list (method: erm, dataset: synthetic, ...)."""
+    import yaml
+
+    entries = yaml.safe_load((configs / "train.yaml").read_text(encoding="utf-8")).get("defaults", [])
+    return {str(k): str(v) for entry in entries if isinstance(entry, dict) for k, v in entry.items()}
+
+
 def list_registry(args: Sequence[str]) -> int:
     from fermix.registry import REGISTRIES
 
@@ -197,6 +227,13 @@ def list_registry(args: Sequence[str]) -> int:
         for name in registry.names():
             print(f"  {name:<{width}}  {registry.describe(name)}")
     return 0
+
+
+def _is_rank_zero() -> bool:
+    """True in the process that writes (a DDP run's other ranks re-run the same command line)."""
+    from fermix.engine.distributed import process_rank
+
+    return process_rank() == 0
 
 
 def run_job(command: str, overrides: Sequence[str]) -> int:
@@ -261,6 +298,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_job_overrides(command, rest)
             if command in ("predict", "export"):
                 check_ckpt_arg(command, rest)
+            note = recipe_note(rest) if command == "train" else None
+            if note and _is_rank_zero():
+                print(note, file=sys.stderr)
         return run_job(command, rest)
     except FermixError as exc:
         fail(user_message(exc))
