@@ -116,9 +116,9 @@ def test_well_typed_and_hydra_overrides_pass(overrides):
 
 
 def test_a_method_option_written_as_an_integer_takes_the_float_its_dataclass_declares():
-    """dmue's YAML says `ramp_alpha: 2`; its Config declares float, so 2.5 is fine and a word is not."""
-    check("method=dmue", "method.ramp_alpha=2.5")
-    assert "method.ramp_alpha must be an integer" in refused("method=dmue", "method.ramp_alpha=abc")
+    """dmue's CPU recipe says `ramp_alpha: 2`; its Config declares float, so 2.5 is fine and a word is not."""
+    check("experiment=dmue_synthetic", "method.ramp_alpha=2.5")
+    assert "method.ramp_alpha must be an integer" in refused("experiment=dmue_synthetic", "method.ramp_alpha=abc")
 
 
 # --- what Hydra itself would refuse, in one sentence -------------------------------------------------
