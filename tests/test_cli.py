@@ -30,6 +30,8 @@ def test_list_prints_every_registry_without_torch(tmp_path):
     assert time.monotonic() - start < 30  # generous: the point is "no torch import", checked above
     for expected in ("methods:", "erm", "datasets:", "imagefolder", "backbones:", "resnet18", "small_cnn"):
         assert expected in out.stdout
+    presets = [line.split()[0] for line in out.stdout.splitlines() if "preset of synthetic:" in line]
+    assert presets == ["synthetic_bias", "synthetic_identity", "synthetic_noisy", "synthetic_partial"]  # config files
 
 
 def test_list_one_kind(tmp_path):

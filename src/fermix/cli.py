@@ -115,11 +115,16 @@ def _evaluation_protocols(ckpt: str, dataset: str | None) -> dict[str, Any]:
     """The evaluation protocols of a checkpoint's method and of the dataset it is evaluated on."""
     from fermix.engine.checkpoint import load_checkpoint
     from fermix.protocols import declared
-    from fermix.registry import DATASETS, METHODS
+    from fermix.registry import DATASETS, METHODS, dataset_adapter_name, dataset_presets
 
     try:
         config = load_checkpoint(ckpt, mmap=True)["fermix"]["config"]
-        owners = [METHODS.get(str(config["method"]["name"])), DATASETS.get(dataset or str(config["dataset"]["name"]))]
+        if dataset:  # a `dataset=` choice: a registered adapter, or a preset config naming one
+            preset = dataset_presets(config_dir()).get(dataset)
+            adapter = preset.adapter if preset else dataset
+        else:
+            adapter = dataset_adapter_name(config["dataset"])
+        owners = [METHODS.get(str(config["method"]["name"])), DATASETS.get(adapter)]
     except (FermixError, KeyError, TypeError):
         return {}  # an unreadable checkpoint offers nothing; fermix test then says what is wrong with it
     return declared(*owners)
@@ -215,17 +220,22 @@ def _train_defaults(configs: Path) -> dict[str, str]:
 
 
 def list_registry(args: Sequence[str]) -> int:
-    from fermix.registry import REGISTRIES
+    """Registered names with their descriptions; under datasets also the presets (config files only)."""
+    from fermix.registry import REGISTRIES, dataset_presets
 
     kinds = list(args) or list(REGISTRIES)
     for kind in kinds:
         if kind not in REGISTRIES:
             fail(f"cannot list `{kind}`; choose from {', '.join(REGISTRIES)}", code=2)
         registry = REGISTRIES[kind]
+        rows = {name: registry.describe(name) for name in registry.names()}
+        if kind == "datasets":
+            presets = dataset_presets(config_dir())
+            rows |= {p.name: f"preset of {p.adapter}: {p.summary}" for p in presets.values() if p.adapter in registry}
         print(f"{kind}:")
-        width = max(len(n) for n in registry.names())
-        for name in registry.names():
-            print(f"  {name:<{width}}  {registry.describe(name)}")
+        width = max(len(n) for n in rows)
+        for name in sorted(rows):
+            print(f"  {name:<{width}}  {rows[name]}")
     return 0
 
 

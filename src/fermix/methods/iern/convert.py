@@ -207,7 +207,7 @@ def write_checkpoint(
     """
     from fermix.data.datasets.mixbasic import normalise_bias, normalise_fold
     from fermix.engine.imported import compose_train_config, file_sha256, reference_state, write_imported_checkpoint
-    from fermix.registry import DATASETS
+    from fermix.registry import dataset_adapter
 
     src, out = Path(src_dir), Path(out_path)
     guessed = fold_from_folder(src) or ("v1", "bias100")
@@ -223,7 +223,7 @@ def write_checkpoint(
         ],
         what="IERN",
     )
-    adapter = DATASETS.get(config["dataset"]["name"])
+    adapter = dataset_adapter(config["dataset"])
     info = DataInfo(
         label_space=adapter.label_space,
         keys=frozenset(adapter.keys),
