@@ -5,7 +5,7 @@ Data: dataset=synthetic (7 basic expressions incl. neutral, 3 capture styles, di
 train / val / test, 64 px; the generator is used as it is, untuned). Model: small_cnn (width 16) with
 the last stage's stride removed (8x8 map at 64 px, the paper's 224/28 ratio), GAP + linear head,
 Adam 1e-3, batch 64, 8 epochs, default crop + flip augmentation, best epoch on validation accuracy.
-Arms (everything else identical; the synthetic recipe configs/method_dataset/au_align_synthetic.yaml):
+Arms (everything else identical; the synthetic recipe configs/experiment/au_align_synthetic.yaml):
   lam0      method.lam=0: the plain classifier (CE only)
   lam4      method.lam=4: CE + 4·(1 − cos(attention of layer 5, class AU map))
   generic4  method.lam=4 method.heatmap=aus_generic: aligned to the class-agnostic map of all 20 AUs
@@ -56,8 +56,7 @@ ARMS = {
     "generic4": ["method.lam=4", "method.heatmap=aus_generic"],
 }
 SHARED = [
-    "method=au_align",
-    "dataset=synthetic",
+    "experiment=au_align_synthetic",  # method=au_align dataset=synthetic with the CPU recipe
     "backbone.width=16",
     "trainer.accelerator=cpu",
     "progress=none",

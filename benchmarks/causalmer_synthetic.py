@@ -8,7 +8,7 @@ genuine-signal regimes: `interaction` (the label is only recoverable from text a
 Fused model: `method.fused=mlp` for every model (the time-averaged MLP the spec's §6.2 experiment used as
 its MulT stand-in, fermix/models/fused.py): the CPU MulT recipe does not learn the interaction regime, so
 it fails the gate (docs/results/causalmer.md, "The gate"). Models, each with its CPU recipe
-(method_dataset/<method>_synthetic_mm.yaml: 15 epochs, batch 32, MLP branches, the original's optimiser and
+(experiment=<method>_synthetic_mm: 15 epochs, batch 32, MLP branches, the original's optimiser and
 LRs, clip 0.8):
   mult            the plain fused model
   causalmer_mask  CausalMER, fusion=mask (the released configuration), TIE prediction
@@ -65,10 +65,10 @@ from fermix.utils.io import atomic_write_json, atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {
-    "mult": ["method=mult"],
-    "causalmer_mask": ["method=causalmer", "method.fusion=mask"],
-    "causalmer_sum": ["method=causalmer", "method.fusion=sum"],
-    "mult_novision": ["method=mult", "dataset.remove=v"],
+    "mult": ["experiment=mult_synthetic_mm"],  # each method with its CPU recipe (configs/experiment/)
+    "causalmer_mask": ["experiment=causalmer_synthetic_mm", "method.fusion=mask"],
+    "causalmer_sum": ["experiment=causalmer_synthetic_mm", "method.fusion=sum"],
+    "mult_novision": ["experiment=mult_synthetic_mm", "dataset.remove=v"],
 }
 COMPARED = ("mult", "causalmer_mask", "causalmer_sum")
 SELECTIONS = {"val_shortcut": "best.ckpt", "val_free": "best_twin.ckpt"}  # which checkpoint each selection tests

@@ -10,7 +10,7 @@ are never flipped, so accuracy is measured against the clean class (checked per 
 Models, same backbone (small_cnn width 16, 64 px), batch 72, Adam lr 1e-3, constant LR,
 augmentation (random 64 of 72 crop + flip) and epochs:
   erm         backbone + GAP + linear, cross-entropy; plain shuffling
-  dmue            the CPU recipe (method_dataset/dmue_synthetic_noisy.yaml): the uncertainty
+  dmue            the CPU recipe (experiment=dmue_synthetic_noisy): the uncertainty
                   MLP and BN-neck scale trained (the recipe's train_ue_head=true): fermix's variant;
                   heads at 10× the LR, ramp α = 2 of 10 epochs, γ = 10
   dmue_fixed      the same with the uncertainty MLP and the BN-neck scale left at their
@@ -84,9 +84,9 @@ CONDITIONS = {
 }
 MODELS = {
     "erm": ["method=erm"],
-    "dmue": ["method=dmue"],
-    "dmue_fixed": ["method=dmue", "method.train_ue_head=false", "method.train_bnneck_weight=false"],
-    "dmue_gamma1000": ["method=dmue", "method.sp_weight=1000"],  # not in the default grid (see docs/results)
+    "dmue": ["experiment=dmue_synthetic_noisy"],  # method=dmue with its CPU recipe (configs/experiment/)
+    "dmue_fixed": ["experiment=dmue_synthetic_noisy", "method.train_ue_head=false", "method.train_bnneck_weight=false"],
+    "dmue_gamma1000": ["experiment=dmue_synthetic_noisy", "method.sp_weight=1000"],  # not in the default grid
 }
 SHARED = [
     "dataset=synthetic_noisy",

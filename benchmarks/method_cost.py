@@ -51,10 +51,13 @@ GOAL = 0.9  # fermix ≤ 0.9 × the original's step time
 
 
 def compose_cfg(method: str, dataset: str, size: int, batch: int, backbone: str, run_dir: Path, extra=()):
-    """The config `fermix train method=<method> dataset=<dataset> ...` composes (pair recipes included)."""
+    """The config `fermix train method=<method> dataset=<dataset> ...` composes, with the pair's CPU recipe
+    (experiment=<method>_<dataset>) where there is one, as the methods' benchmarks train them."""
     register_resolvers()
-    overrides = [f"method={method}", f"dataset={dataset}", f"data.batch_size={batch}", "trainer.accelerator=cpu",
-                 f"hydra.run.dir={run_dir}", *extra]
+    pair = f"{method}_{dataset}"
+    recipe = [f"experiment={pair}"] if (config_dir() / "experiment" / f"{pair}.yaml").is_file() else []
+    overrides = [f"method={method}", f"dataset={dataset}", *recipe, f"data.batch_size={batch}",
+                 "trainer.accelerator=cpu", f"hydra.run.dir={run_dir}", *extra]
     if dataset != "synthetic_mm":
         overrides = [f"backbone={backbone}", f"data.image_size={size}", f"data.resize={size}", *overrides]
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):

@@ -5,9 +5,9 @@ Data: dataset=synthetic_partial — the synthetic faces (7 classes × 3 capture 
 only (expression / 16 AUs / valence-arousal); validation (420) and test (840) are fully labelled.
 Data seed = training seed = s for s in --seeds (`dataset.seed=s seed=s`).
 
-Runs per seed, all `method=multitask dataset=synthetic_partial` with the CPU recipe's defaults
-(method_dataset/multitask_synthetic_partial.yaml: small_cnn 64 px, batch 20 per task, Adam 1e-3
-β1 0.5, teacher 8 epochs, 3 students × 3 epochs; each model's epoch selected on validation):
+Runs per seed, all `experiment=multitask_synthetic_partial` (method=multitask dataset=synthetic_partial with
+the CPU recipe's defaults, configs/experiment/multitask_synthetic_partial.yaml: small_cnn 64 px, batch 20 per
+task, Adam 1e-3 β1 0.5, teacher 8 epochs, 3 students × 3 epochs; each model's epoch selected on validation):
   full              teacher + 3 students (teacher, each student, their mean, the student ensemble)
   single_<task>     `method.stages=teacher method.train_tasks=[<task>]`, scored on its own task only
   teacher_seed<t>   `method.stages=teacher` with training seed t = s+100, s+200 (and t = s for the
@@ -65,8 +65,7 @@ SCORES = ("au_score", "expr_score", "ccc_v", "ccc_a")
 HEADERS = {"au_score": "S_AU (thr 0.5)", "expr_score": "S_EXPR", "ccc_v": "CCC_V", "ccc_a": "CCC_A"}
 SINGLE = {"au": ("au_score",), "expr": ("expr_score",), "va": ("ccc_v", "ccc_a")}
 SHARED = [
-    "method=multitask",
-    "dataset=synthetic_partial",
+    "experiment=multitask_synthetic_partial",  # method=multitask dataset=synthetic_partial, the CPU recipe
     "data.num_workers=0",  # results do not depend on it (per-sample seeding); workers only cost CPU here
     "trainer.accelerator=cpu",
     "logger=csv",

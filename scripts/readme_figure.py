@@ -3,7 +3,7 @@
     python scripts/readme_figure.py                    # `fermix train` (the synthetic default), then draw
     python scripts/readme_figure.py --ckpt runs/erm_synthetic/<run>/checkpoints/best.ckpt
     python scripts/readme_figure.py --confusion "" --samples "" \\
-        --overlay docs/figures/au_align_overlay.png method=au_align      # au_align's attention / CAM overlays
+        --overlay docs/figures/au_align_overlay.png experiment=au_align_synthetic   # au_align's attention / CAMs
 
 Trailing arguments are `fermix train` overrides (used only without --ckpt). The pictures are of the
 checkpoint's `--split` (test by default: the split whose metrics the README quotes):

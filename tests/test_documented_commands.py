@@ -414,7 +414,7 @@ def validate_job(command: str, cfg: Any, overrides: Sequence[str], trained: str 
     the dataset the checkpoint was trained on when the documented path names it."""
     from omegaconf import OmegaConf
 
-    from fermix.registry import BACKBONES, DATASETS, METHODS
+    from fermix.registry import BACKBONES, METHODS, dataset_adapter
 
     if command == "train":
         import fermix.methods  # noqa: F401  (registers the methods)
@@ -423,7 +423,7 @@ def validate_job(command: str, cfg: Any, overrides: Sequence[str], trained: str 
         resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
         METHODS.get(resolved["method"]["name"]).make_config(resolved["method"])
         BACKBONES.get(resolved["backbone"]["name"])
-        dataset = DATASETS.get(resolved["dataset"]["name"])
+        dataset = dataset_adapter(resolved["dataset"])
         if isinstance(dataset, type) and issubclass(dataset, RawLayout):
             dataset(resolved["dataset"])  # refuses: a raw layout is for fermix preprocess
     elif command == "preprocess":
@@ -435,7 +435,7 @@ def validate_job(command: str, cfg: Any, overrides: Sequence[str], trained: str 
         settings.num_workers(resolved["preprocess"])
         settings.limit(resolved["preprocess"])
         settings.progress_mode(resolved.get("progress"))
-        if not hasattr(DATASETS.get(resolved["dataset"]["name"]), "raw_items"):
+        if not hasattr(dataset_adapter(resolved["dataset"]), "raw_items"):
             raw_items_of(resolved["dataset"]["name"], resolved["dataset"])  # its refusal sentence
     elif command == "test":
         if str(cfg.split) not in ("train", "val", "test"):

@@ -11,6 +11,7 @@ unexpected error, with a pointer to FERMIX_DEBUG=1 for its traceback.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -67,18 +68,23 @@ TEST_ALLOWED = (
 TEST_ALLOWED_PREFIXES = ("dataset", "paths.", "hydra.")
 
 
-def config_dir() -> Path:
-    """configs/ inside an installed wheel (fermix/configs), else the checkout's top-level configs/.
-
-    Also stores the schemas its YAML files name (fermix.config_schema): whoever composes them asks here."""
-    from fermix.config_schema import register
-
+def configs_folder() -> Path:
+    """configs/ inside an installed wheel (fermix/configs), else the checkout's top-level configs/."""
     here = Path(__file__).resolve().parent
     for candidate in (here / "configs", here.parents[1] / "configs"):
         if (candidate / "train.yaml").is_file():
-            register(candidate)
             return candidate
     raise FermixError(f"cannot find fermix's configs/ next to {here}; reinstall fermix")
+
+
+def config_dir() -> Path:
+    """configs_folder(), with the schemas its YAML files name stored (fermix.config_schema): whoever
+    composes them asks here. Importing the methods for their schemas imports torch."""
+    from fermix.config_schema import register
+
+    folder = configs_folder()
+    register(folder)
+    return folder
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -119,11 +125,16 @@ def _evaluation_protocols(ckpt: str, dataset: str | None) -> dict[str, Any]:
     """The evaluation protocols of a checkpoint's method and of the dataset it is evaluated on."""
     from fermix.engine.checkpoint import load_checkpoint
     from fermix.protocols import declared
-    from fermix.registry import DATASETS, METHODS
+    from fermix.registry import DATASETS, METHODS, dataset_adapter_name, dataset_presets
 
     try:
         config = load_checkpoint(ckpt, mmap=True)["fermix"]["config"]
-        owners = [METHODS.get(str(config["method"]["name"])), DATASETS.get(dataset or str(config["dataset"]["name"]))]
+        if dataset:  # a `dataset=` choice: a registered adapter, or a preset config naming one
+            preset = dataset_presets(configs_folder()).get(dataset)
+            adapter = preset.adapter if preset else dataset
+        else:
+            adapter = dataset_adapter_name(config["dataset"])
+        owners = [METHODS.get(str(config["method"]["name"])), DATASETS.get(adapter)]
     except (FermixError, KeyError, TypeError):
         return {}  # an unreadable checkpoint offers nothing; fermix test then says what is wrong with it
     return declared(*owners)
@@ -189,19 +200,60 @@ def check_job_overrides(command: str, args: Sequence[str]) -> None:
     check_overrides(args, config_dir(), command)
 
 
+def recipe_note(args: Sequence[str], configs: Path | None = None) -> str | None:
+    """The one-line note for `fermix train method=X dataset=Y` without `experiment=` when
+    configs/experiment/X_Y.yaml holds that pair's recipe (experiments are never applied implicitly,
+    so a user who used to get the recipe that way learns its name); None otherwise."""
+    if {"-h", "--help", "--hydra-help"} & set(args):
+        return None
+    chosen = {}
+    for arg in args:
+        key, _, value = arg.partition("=")
+        if value and key.lstrip("+") in ("method", "dataset", "experiment"):
+            chosen[key.lstrip("+")] = value
+    if "experiment" in chosen or not ({"method", "dataset"} & set(chosen)):
+        return None
+    configs = configs or configs_folder()
+    defaults = _train_defaults(configs)
+    pair = f"{chosen.get('method', defaults.get('method'))}_{chosen.get('dataset', defaults.get('dataset'))}"
+    if not re.fullmatch(r"\w+", pair) or not (configs / "experiment" / f"{pair}.yaml").is_file():
+        return None  # a sweep (`method=a,b`) or a pair without a recipe
+    return f"note: the paper recipe for this pair is experiment={pair} (method and dataset defaults are used as given)"
+
+
+def _train_defaults(configs: Path) -> dict[str, str]:
+    """The group choices of configs/train.yaml's defaults list (method: erm, dataset: synthetic, ...)."""
+    import yaml
+
+    entries = yaml.safe_load((configs / "train.yaml").read_text(encoding="utf-8")).get("defaults", [])
+    return {str(k): str(v) for entry in entries if isinstance(entry, dict) for k, v in entry.items()}
+
+
 def list_registry(args: Sequence[str]) -> int:
-    from fermix.registry import REGISTRIES
+    """Registered names with their descriptions; under datasets also the presets (config files only)."""
+    from fermix.registry import REGISTRIES, dataset_presets
 
     kinds = list(args) or list(REGISTRIES)
     for kind in kinds:
         if kind not in REGISTRIES:
             fail(f"cannot list `{kind}`; choose from {', '.join(REGISTRIES)}", code=2)
         registry = REGISTRIES[kind]
+        rows = {name: registry.describe(name) for name in registry.names()}
+        if kind == "datasets":
+            presets = dataset_presets(configs_folder())
+            rows |= {p.name: f"preset of {p.adapter}: {p.summary}" for p in presets.values() if p.adapter in registry}
         print(f"{kind}:")
-        width = max(len(n) for n in registry.names())
-        for name in registry.names():
-            print(f"  {name:<{width}}  {registry.describe(name)}")
+        width = max(len(n) for n in rows)
+        for name in sorted(rows):
+            print(f"  {name:<{width}}  {rows[name]}")
     return 0
+
+
+def _is_rank_zero() -> bool:
+    """True in the process that writes (a DDP run's other ranks re-run the same command line)."""
+    from fermix.engine.distributed import process_rank
+
+    return process_rank() == 0
 
 
 def run_job(command: str, overrides: Sequence[str]) -> int:
@@ -266,6 +318,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_job_overrides(command, rest)
             if command in ("predict", "export"):
                 check_ckpt_arg(command, rest)
+            note = recipe_note(rest) if command == "train" else None
+            if note and _is_rank_zero():
+                print(note, file=sys.stderr)
         return run_job(command, rest)
     except FermixError as exc:
         fail(user_message(exc))

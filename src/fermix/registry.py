@@ -4,13 +4,19 @@ Entries are written here, explicitly, as "module:attribute" paths with a one-lin
 Nothing registers itself by import side effect (the most common "X is not in the registry"
 failure in comparable projects), and listing names does not import torch, so
 `fermix list methods` answers at once. A plugin is imported the first time it is asked for.
+
+A dataset registry entry is an adapter (code that reads one format). A preset of an adapter is a
+config file only: configs/dataset/<preset>.yaml with its own `name` (which names its runs) and
+`adapter: <registered name>`; `dataset_adapter` resolves either.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fermix.errors import FermixError
@@ -96,21 +102,6 @@ DATASETS = Registry(
             "fermix.data.synthetic.dataset:SyntheticDataset",
             "procedural faces with known AUs, VA, domains and label noise (the embedded default)",
         ),
-        "synthetic_bias": Entry(
-            "fermix.data.synthetic.dataset:SyntheticDataset",
-            "synthetic preset: MixBasic-style withheld (style, class) cells, out-of-distribution test",
-        ),
-        "synthetic_noisy": Entry(
-            "fermix.data.synthetic.dataset:SyntheticDataset", "synthetic preset: 30% symmetric label noise"
-        ),
-        "synthetic_partial": Entry(
-            "fermix.data.synthetic.dataset:SyntheticDataset",
-            "synthetic preset: three disjoint single-task training sets (expr / au / va)",
-        ),
-        "synthetic_identity": Entry(
-            "fermix.data.synthetic.dataset:SyntheticDataset",
-            "synthetic preset: 300 people (none in any expression split) to classify by identity, for pretraining",
-        ),
         "mixbasic": Entry(
             "fermix.data.datasets.mixbasic:MixBasicDataset",
             "CK+ / MMI / Oulu-CASIA aligned faces, emotion_labels.pkl and the bias100/bias90 fold CSVs (IERN)",
@@ -165,3 +156,52 @@ BACKBONES = Registry(
 )
 
 REGISTRIES = {"methods": METHODS, "datasets": DATASETS, "backbones": BACKBONES}
+
+# Legacy: these presets were DATASETS entries (all SyntheticDataset) until they became config files
+# with `adapter: synthetic`. Checkpoints written before that store `dataset.name: synthetic_bias` and
+# no `adapter`; this table lets them load, test, predict and resume. New presets never go here.
+LEGACY_DATASET_ADAPTERS = {
+    "synthetic_bias": "synthetic",
+    "synthetic_noisy": "synthetic",
+    "synthetic_partial": "synthetic",
+    "synthetic_identity": "synthetic",
+}
+
+
+def dataset_adapter_name(dataset_cfg: Mapping[str, Any]) -> str:
+    """The registered adapter that reads a dataset config: its `adapter` key, else its `name` (for a
+    config without `adapter` written before presets had one, the adapter that preset had then)."""
+    adapter = dataset_cfg.get("adapter")
+    if adapter:
+        return str(adapter)
+    name = str(dataset_cfg["name"])
+    return LEGACY_DATASET_ADAPTERS.get(name, name)
+
+
+def dataset_adapter(dataset_cfg: Mapping[str, Any]) -> Any:
+    """The adapter class of a dataset config (its `adapter`, else its `name`), imported on demand."""
+    return DATASETS.get(dataset_adapter_name(dataset_cfg))
+
+
+@dataclass(frozen=True)
+class Preset:
+    """configs/dataset/<name>.yaml naming another registered adapter; `summary` is its first comment line."""
+
+    name: str
+    adapter: str
+    summary: str
+
+
+def dataset_presets(config_dir: Path) -> dict[str, Preset]:
+    """The dataset configs that are presets of an adapter (an `adapter:` key other than their own name),
+    read from the files alone (no Hydra, no torch), so `fermix list datasets` can show them."""
+    import yaml
+
+    presets = {}
+    for path in sorted((config_dir / "dataset").glob("*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        adapter = (yaml.safe_load(text) or {}).get("adapter")
+        if adapter and adapter != path.stem:
+            comments = [line[1:].strip() for line in text.splitlines() if line.startswith("#")]
+            presets[path.stem] = Preset(path.stem, str(adapter), comments[0].rstrip(".") if comments else "")
+    return presets

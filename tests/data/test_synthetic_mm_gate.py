@@ -54,7 +54,7 @@ def test_fast_gate_fails_on_the_separation_before_the_gate():
 @pytest.mark.slow
 @pytest.mark.parametrize("regime", ["interaction", "additive"])
 def test_the_gate_model_without_vision_beats_the_floor_by_ten_points(tmp_path, regime):
-    overrides = ["method=mult", "method.fused=mlp", "dataset=synthetic_mm", "dataset.remove=v",
+    overrides = ["experiment=mult_synthetic_mm", "method.fused=mlp", "dataset=synthetic_mm", "dataset.remove=v",
                  f"dataset.regime={regime}", "data.num_workers=0", "trainer.accelerator=cpu", "logger=csv",
                  "progress=none", "seed=0"]  # fmt: skip
     summary = run_train_in_process(overrides, tmp_path)

@@ -65,7 +65,7 @@ def test_channels_last_converts_conv_weights_only_when_wanted():
 
 
 IERN_TINY = (
-    "method=iern", "dataset=synthetic_bias", "dataset.train_per_cell=4", "dataset.val_per_cell=1",
+    "experiment=iern_synthetic_bias", "dataset.train_per_cell=4", "dataset.val_per_cell=1",
     "dataset.test_per_cell=2", "method.channels=8", "data.resize=36", "sched.warmup_epochs=1", "sched.hold_epochs=0",
     "sched.decay_epochs=2",
 )  # fmt: skip

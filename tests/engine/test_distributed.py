@@ -297,7 +297,7 @@ def test_erm_under_torchrun_gives_the_exact_single_process_test_metrics(erm_torc
 
 def test_iern_three_optimizers_train_in_step_on_both_ranks(workdir, fermix_main):
     args = [
-        "method=iern", "dataset=synthetic_bias", "dataset.train_per_cell=4", "dataset.val_per_cell=1",
+        "experiment=iern_synthetic_bias", "dataset.train_per_cell=4", "dataset.val_per_cell=1",
         "dataset.test_per_cell=2", f"paths.data_dir={workdir / 'data'}", "backbone.width=8", "method.channels=8",
         "data.image_size=32", "data.resize=36", "data.batch_size=8", "data.num_workers=0", "sched.warmup_epochs=1",
         "sched.hold_epochs=0", "sched.decay_epochs=2", "trainer.accelerator=cpu", "trainer.num_sanity_val_steps=0",
@@ -415,7 +415,7 @@ def test_resume_auto_under_torchrun_continues_the_unfinished_run(workdir):
 def test_dmue_skips_a_batch_on_every_rank_together(workdir):
     """28 per rank: a rank's half-batch lacks a class pair about half the time; all ranks then skip."""
     args = [
-        "method=dmue", "dataset=synthetic_noisy", "dataset.image_size=32", "dataset.train_per_cell=8",
+        "experiment=dmue_synthetic_noisy", "dataset.image_size=32", "dataset.train_per_cell=8",
         "dataset.val_per_cell=3", "dataset.test_per_cell=3", "dataset.subjects_per_domain=[4,2,2]",
         f"dataset.cache_dir={workdir / 'dmue_cache'}", "backbone.width=8", "data.image_size=32", "data.resize=36",
         "data.num_workers=0", "trainer.accelerator=cpu", "trainer.num_sanity_val_steps=0", "logger=csv",
@@ -433,7 +433,7 @@ def test_dmue_skips_a_batch_on_every_rank_together(workdir):
 def test_multitask_stages_train_in_step_on_both_ranks(workdir):
     """Teacher then students, one batch per task source per step, each source's batch split over ranks."""
     args = [
-        "method=multitask", "dataset=synthetic_partial", "dataset.train_per_cell=8", "dataset.val_per_cell=4",
+        "experiment=multitask_synthetic_partial", "dataset.train_per_cell=8", "dataset.val_per_cell=4",
         "dataset.test_per_cell=4", "dataset.subjects_per_domain=[1,1,1]", "dataset.image_size=32",
         "data.image_size=32", "data.resize=32", "data.batch_size=4", f"paths.data_dir={workdir / 'mt_data'}",
         "backbone.width=8", "data.num_workers=0", "method.teacher_epochs=1", "method.student_epochs=1",

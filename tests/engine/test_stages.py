@@ -14,8 +14,7 @@ from tests.engine.runner import compose_job, run_train_in_process
 
 def _tiny(tmp_path, *extra: str) -> list[str]:
     return [
-        "method=multitask",
-        "dataset=synthetic_partial",
+        "experiment=multitask_synthetic_partial",
         "dataset.train_per_cell=4",
         "dataset.val_per_cell=2",
         "dataset.test_per_cell=2",
@@ -78,7 +77,7 @@ def test_a_staged_run_resumed_after_its_teacher_equals_the_uninterrupted_run(tmp
 
 
 def test_the_multitask_recipe_selects_on_the_abaw_sum(tmp_path):
-    cfg = compose_job("train", ["method=multitask", "dataset=synthetic_partial"], tmp_path)
+    cfg = compose_job("train", ["experiment=multitask_synthetic_partial"], tmp_path)
     assert cfg.checkpoint.monitor == "val/select"
     assert cfg.optim.lr == 1e-3 and list(cfg.optim.betas) == [0.5, 0.999]  # CPU recipe lr; the paper's β1
     assert cfg.data.batch_size == 20 and cfg.method.n_students == 3 and cfg.method.train_tasks == ["expr", "au", "va"]

@@ -5,7 +5,7 @@ original's own train_one_epoch on its multi-branch ResNet-18, in float64: 3 clas
 Adam steps over two epochs (3 and 7, so both ramps and both LR tables are in play), dropout seeded
 per step, then its evaluation forward. Here fermix gets the same initial weights (regenerated
 from the recorded seed, mapped with convert.dmue_to_method), the recipe's optimizer and LR table
-(configs/method_dataset/dmue_affectnet.yaml through engine/optim.py), and runs its own
+(configs/experiment/dmue_affectnet.yaml through engine/optim.py), and runs its own
 `training_step` / `param_groups` / `predict` in the repo-exact configuration.
 """
 
@@ -25,7 +25,7 @@ from fermix.engine.optim import build_optimizer, build_scheduler
 from fermix.methods.dmue import DMUE, convert
 from tests.parity.golden import assert_close, load, meta
 
-RECIPE = Path(__file__).resolve().parents[2] / "configs" / "method_dataset" / "dmue_affectnet.yaml"
+RECIPE = Path(__file__).resolve().parents[2] / "configs" / "experiment" / "dmue_affectnet.yaml"
 # The original's code path: the uncertainty MLP and the BN-neck scale outside the optimizer.
 REPO_EXACT = {"stem": "msceleb", "train_ue_head": False, "train_bnneck_weight": False, "ramp_alpha": 6}
 

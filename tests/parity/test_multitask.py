@@ -253,7 +253,7 @@ def test_cnn_rnn_recipe_augments_frames_as_the_originals_train_transform(tmp_pat
     image = g["image"].numpy()
     mean = torch.tensor([131.0912, 103.8827, 91.4953]).view(3, 1, 1)
     for seed in g["seeds"]:
-        cfg = compose_job("train", ["method=multitask_rnn", "dataset=affwild2", f"seed={seed}"], tmp_path / str(seed))
+        cfg = compose_job("train", ["experiment=multitask_rnn_affwild2", f"seed={seed}"], tmp_path / str(seed))
         out = build_transform(cfg.data, train=True)(image)
         # ×255 − mean, std 1 (measured 1.5e-5: float32 rounding of mean/255 and 1/255)
         assert_close(f"normalised corner, seed {seed}", out[:, :4, :4], g[f"train_{seed}_corner"], atol=1e-3)
@@ -262,7 +262,7 @@ def test_cnn_rnn_recipe_augments_frames_as_the_originals_train_transform(tmp_pat
         # same crop offset and flip; the 112 -> 134 bilinear upscale differs by at most one grey level
         # (PIL on a PIL image in the original, torchvision on a tensor in fermix): measured on 0.8 % of the pixels
         assert float(diff.max()) <= 1.0 and float(diff.mean()) < 0.05, (seed, float(diff.max()), float(diff.mean()))
-    cfg = compose_job("train", ["method=multitask_rnn", "dataset=affwild2"], tmp_path / "eval")
+    cfg = compose_job("train", ["experiment=multitask_rnn_affwild2"], tmp_path / "eval")
     pixels = (build_transform(cfg.data, train=False)(image) + mean).round()[0]
     diff = (pixels - g["eval"].float()).abs()
     assert float(diff.max()) <= 1.0 and float(diff.mean()) < 0.05
@@ -276,7 +276,7 @@ def test_the_per_window_fix_does_not_reproduce_the_originals_frames(tmp_path) ->
     g = load(METHOD, "augment")
     seed = g["seeds"][0]
     per_window = "data.augment.ops=[{name: random_crop}, {name: hflip, p: 0.5}]"
-    cfg = compose_job("train", ["method=multitask_rnn", "dataset=affwild2", f"seed={seed}", per_window], tmp_path)
+    cfg = compose_job("train", ["experiment=multitask_rnn_affwild2", f"seed={seed}", per_window], tmp_path)
     torch.manual_seed(0)
     mean = torch.tensor([131.0912, 103.8827, 91.4953]).view(3, 1, 1)
     misses = 0

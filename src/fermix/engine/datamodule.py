@@ -23,7 +23,7 @@ from fermix.data.torch_dataset import RecordsDataset
 from fermix.data.transforms import build_transform
 from fermix.errors import FermixError
 from fermix.methods.base import DatasetWrapper
-from fermix.registry import DATASETS
+from fermix.registry import dataset_adapter
 
 SPLITS = ("train", "val", "test")
 BAD_IMAGE_POLICIES = ("fail", "skip")
@@ -63,7 +63,7 @@ class FermixDataModule(pl.LightningDataModule):
     def build(self) -> DataInfo:
         if self._info is not None:
             return self._info
-        adapter: DatasetAdapter = DATASETS.get(self.dataset_cfg["name"])(self.dataset_cfg)
+        adapter: DatasetAdapter = dataset_adapter(self.dataset_cfg)(self.dataset_cfg)
         records = adapter.records()
         if "split" not in records:
             records = records.assign(split=None)

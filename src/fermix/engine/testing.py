@@ -23,6 +23,7 @@ from fermix.engine.evaluate import evaluate_split, resolve_device
 from fermix.engine.restore import restore_method
 from fermix.errors import FermixError
 from fermix.protocols import EvalContext, EvalProtocol, declared, set_values
+from fermix.registry import dataset_adapter_name
 from fermix.utils.io import atomic_write_json
 
 log = logging.getLogger("fermix")
@@ -48,6 +49,9 @@ def _eval_dataset_cfg(trained: DictConfig, override: Any) -> tuple[DictConfig, b
         return trained, True
     if "name" in override and override["name"] != trained.get("name"):
         return override, False
+    legacy = "adapter" in override and "adapter" not in trained  # a checkpoint from before presets named it
+    if legacy and dataset_adapter_name(override) == dataset_adapter_name(trained):
+        override = {str(k): v for k, v in override.items() if k != "adapter"}  # the same adapter: nothing to merge
     unknown = [str(k) for k in override if k not in trained]
     if unknown:  # merging would add the key silently and nothing would read it
         raise FermixError(

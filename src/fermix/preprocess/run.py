@@ -1,7 +1,7 @@
 """`fermix preprocess dataset=<name>`: the Hydra job around the pipeline.
 
-The dataset class named by `dataset.name` lists its raw photos through the classmethod
-`raw_items(cfg) -> list[RawItem]`; everything else comes from the `preprocess:` config.
+The dataset class that `dataset.adapter` (else `dataset.name`) names lists its raw photos through
+the classmethod `raw_items(cfg) -> list[RawItem]`; everything else comes from the `preprocess:` config.
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from fermix.data.raw import RawItem
 from fermix.errors import FermixError
 from fermix.preprocess import settings as config
 from fermix.preprocess.pipeline import preprocess
-from fermix.registry import DATASETS
+from fermix.registry import DATASETS, dataset_adapter_name
 
 log = logging.getLogger("fermix")
 
 
 def raw_items_of(name: str, dataset_cfg: Mapping[str, Any]) -> list[RawItem]:
     """The raw photos of dataset `name`, or one sentence saying it has none to preprocess."""
-    cls = DATASETS.get(name)
+    cls = DATASETS.get(dataset_adapter_name({"name": name, **dataset_cfg}))
     if not (isinstance(cls, type) and issubclass(cls, DatasetAdapter) and cls.preprocessable):
         raise FermixError(
             f"dataset {name} cannot be preprocessed; it does not list raw photos (no raw_items), "
@@ -44,7 +44,7 @@ def label_space_of(name: str, dataset_cfg: Mapping[str, Any], items: Sequence[Ra
     In order: the class's own `raw_label_space(cfg)` or class-level `label_space`, the config's
     `label_space` name, its `classes` list, else the sorted labels found (named after the dataset).
     """
-    cls = DATASETS.get(name)
+    cls = DATASETS.get(dataset_adapter_name({"name": name, **dataset_cfg}))
     declared = cls.raw_label_space(dataset_cfg)
     if declared is not None:
         return declared

@@ -34,6 +34,7 @@ import pandas as pd
 import yaml
 
 from fermix.errors import FermixError
+from fermix.registry import dataset_adapter_name
 from fermix.utils.io import atomic_path, atomic_write_text
 
 POOLED, MEAN, STD = "pooled", "mean", "std"
@@ -164,8 +165,8 @@ class FoldScheme:
 
 @cache
 def fold_scheme(dataset: str | None) -> FoldScheme | None:
-    """The folds the dataset adapter declares (class attributes `fold_option`, `fold_settings`); None for a
-    dataset without folds, or one this installation does not know."""
+    """The folds the registered dataset adapter `dataset` declares (class attributes `fold_option`,
+    `fold_settings`); None for an adapter without folds, or one this installation does not know."""
     from fermix.registry import DATASETS
 
     if not dataset or dataset not in DATASETS:
@@ -178,10 +179,17 @@ def fold_scheme(dataset: str | None) -> FoldScheme | None:
     return FoldScheme(str(option), tuple(getattr(adapter, "fold_settings", ()) or ())) if option else None
 
 
+def run_adapter(config: dict[str, Any]) -> str | None:
+    """The dataset adapter a run's config names (`dataset.adapter`, else `dataset.name`); None without one."""
+    dataset = config.get("dataset")
+    if not isinstance(dataset, dict) or not (dataset.get("adapter") or dataset.get("name")):
+        return None
+    return dataset_adapter_name(dataset)
+
+
 def run_fold(config: dict[str, Any]) -> tuple[str | None, tuple[tuple[str, str | None], ...]]:
     """A run's fold and its shared settings, read from its config as its dataset declares them."""
-    dataset = config.get("dataset")
-    scheme = fold_scheme(str(dataset.get("name")) if isinstance(dataset, dict) else None)
+    scheme = fold_scheme(run_adapter(config))
     if scheme is None:
         return None, ()
     return _dataset_option(config, scheme.option), tuple((k, _dataset_option(config, k)) for k in scheme.settings)

@@ -30,6 +30,7 @@ from fermix.report.pooled import (
     job_order,
     pooled_accuracy,
     read_summary,
+    run_adapter,
     run_config,
     run_fold,
 )
@@ -122,8 +123,7 @@ def _read_job(run_dir: Path, name: str | None = None) -> Job:
     summary = read_summary(run_dir)
     config = run_config(run_dir, summary)
     fold, _ = run_fold(config)
-    dataset = config.get("dataset")
-    scheme = fold_scheme(str(dataset.get("name")) if isinstance(dataset, dict) else None)
+    scheme = fold_scheme(run_adapter(config))
     seed = summary.get("seed", config.get("seed"))
     return Job(
         run_dir=run_dir,

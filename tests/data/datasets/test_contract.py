@@ -4,20 +4,26 @@ Each is built from files its writer put in the published layout (or from its own
 its class declarations have the declared types, its records carry the columns the datamodule reads,
 a sample holds exactly the keys the adapter declares, and the datamodule builds a DataInfo from it.
 A raw layout (preprocess input only) refuses training in one sentence and lists its raw photos.
+A preset (a config file naming a registered adapter, e.g. synthetic_bias) builds with its adapter, and
+so does its config as checkpoints stored it before presets named their adapter.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
+from fermix.cli import config_dir
 from fermix.data.datasets.base import DatasetAdapter
 from fermix.data.label_spaces import LabelSpace
 from fermix.errors import FermixError
 from fermix.protocols import EvalProtocol
-from fermix.registry import DATASETS
+from fermix.registry import DATASETS, LEGACY_DATASET_ADAPTERS, dataset_adapter, dataset_presets
 
 # Batch keys an adapter may declare (DESIGN §1), beyond which a sample holds nothing the engine would drop silently.
 KNOWN_KEYS = {"image", "expr", "au", "va", "landmarks", "domain", "sample_id", "subject", "text", "audio", "vision",
@@ -112,3 +118,38 @@ def test_a_raw_layout_refuses_training_in_one_sentence_and_lists_its_raw_photos(
 def test_a_dataset_without_raw_photos_says_so_in_one_sentence():
     with pytest.raises(FermixError, match="dataset synthetic cannot be preprocessed; it does not list raw photos"):
         DATASETS.get("synthetic").raw_items({})
+
+
+# --- presets: config files of a registered adapter -----------------------------------------------------------
+PRESETS = sorted(dataset_presets(config_dir()))
+DATA = {"image_size": 32, "resize": 32, "batch_size": 2, "num_workers": 0, "val_fraction": 0.2}
+
+
+def _preset(name: str) -> dict[str, Any]:
+    """The dataset config `fermix train dataset=<name>` composes, made small."""
+    from fermix.engine.rundir import register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"dataset={name}"])
+    return {**OmegaConf.to_container(cfg.dataset, resolve=True), **SMALL_SYNTHETIC}
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_preset_keeps_its_name_and_builds_with_the_adapter_it_names(name):
+    from fermix.engine.datamodule import FermixDataModule
+
+    cfg = _preset(name)
+    assert cfg["name"] == name and cfg["adapter"] in DATASETS  # runs are named after the preset
+    adapter = dataset_adapter(cfg)(cfg)
+    info = FermixDataModule(cfg, DATA, seed=0).build()
+    assert info.label_space == adapter.label_space and info.keys == frozenset(adapter.keys)
+
+
+@pytest.mark.parametrize("name", sorted(LEGACY_DATASET_ADAPTERS))
+def test_a_presets_config_without_adapter_as_old_checkpoints_store_it_reads_the_same_samples(name):
+    from fermix.engine.datamodule import FermixDataModule
+
+    cfg = _preset(name)
+    legacy = {k: v for k, v in cfg.items() if k != "adapter"}
+    assert FermixDataModule(legacy, DATA, seed=0).fingerprints() == FermixDataModule(cfg, DATA, seed=0).fingerprints()

@@ -57,8 +57,8 @@ def test_method_defaults_are_the_papers_alignment_settings(tmp_path):
 
 
 @pytest.mark.parametrize(("overrides", "lam"), [
-    (["dataset=affectnet"], 9.0),
-    (["dataset=imagefolder", "method_dataset=au_align_rafdb"], 4.0),
+    (["experiment=au_align_affectnet"], 9.0),
+    (["experiment=au_align_rafdb"], 4.0),
 ])  # fmt: skip
 def test_paper_recipes(tmp_path, overrides, lam):
     cfg = _cfg(tmp_path, *overrides)
@@ -82,12 +82,12 @@ def test_paper_recipes(tmp_path, overrides, lam):
 
 
 def test_affectnet_recipe_asks_the_adapter_for_landmarks(tmp_path):
-    dataset = _cfg(tmp_path, "dataset=affectnet")["dataset"]
+    dataset = _cfg(tmp_path, "experiment=au_align_affectnet")["dataset"]
     assert (dataset["classes"], dataset["crop"], dataset["landmarks"]) == (7, "box", True)
 
 
 def test_synthetic_recipe_is_small(tmp_path):
-    cfg = _cfg(tmp_path, "dataset=synthetic")
+    cfg = _cfg(tmp_path, "experiment=au_align_synthetic")
     assert cfg["backbone"]["name"] == "small_cnn" and cfg["trainer"]["max_epochs"] <= 10
     assert (cfg["data"]["resize"], cfg["data"]["image_size"]) == (72, 64)
     assert _built(cfg).map_spec.zoom == pytest.approx(72 / 64)  # resize 72 -> crop 64 magnifies the face

@@ -1,4 +1,4 @@
-"""`fermix train method=au_align dataset=synthetic` and `fermix test ckpt=` on CPU, tiny sizes."""
+"""`fermix train experiment=au_align_synthetic` and `fermix test ckpt=` on CPU, tiny sizes."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ import torch
 from tests.engine.runner import run_train_in_process
 
 TINY = [
-    "method=au_align",
-    "dataset=synthetic",
+    "experiment=au_align_synthetic",
     "dataset.train_per_cell=3",
     "dataset.val_per_cell=1",
     "dataset.test_per_cell=2",

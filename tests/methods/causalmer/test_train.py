@@ -1,4 +1,4 @@
-"""`fermix train method=causalmer dataset=synthetic_mm` through the engine, then `fermix test` from the
+"""`fermix train experiment=causalmer_synthetic_mm` through the engine, then `fermix test` from the
 checkpoint alone, with a missing-modality run (tiny sizes: one epoch, 64 training samples)."""
 
 import pandas as pd
@@ -15,7 +15,7 @@ TINY = ["dataset=synthetic_mm", "dataset.train=64", "dataset.val=32", "dataset.t
 @pytest.fixture(scope="module")
 def causalmer_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("causalmer")
-    return run, run_train_in_process(["method=causalmer", *TINY], run)
+    return run, run_train_in_process(["experiment=causalmer_synthetic_mm", *TINY], run)
 
 
 def test_causalmer_trains_with_its_recipe_and_reports_its_own_validation_metrics(causalmer_run):
@@ -46,7 +46,14 @@ def test_causalmer_around_the_fused_mlp_with_a_softmax_head_trains_and_tests_fro
 
     run = tmp_path / "run"
     summary = run_train_in_process(
-        ["method=causalmer", "method.fusion=sum", "method.fused=mlp", "method.iemocap_head=softmax", *TINY], run
+        [
+            "experiment=causalmer_synthetic_mm",
+            "method.fusion=sum",
+            "method.fused=mlp",
+            "method.iemocap_head=softmax",
+            *TINY,
+        ],
+        run,
     )
     state = load_checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"]
     assert state["method.mult.out_layer.weight"].shape[0] == 4  # one logit per emotion

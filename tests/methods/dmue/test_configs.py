@@ -1,5 +1,5 @@
 """The paper runs as experiments (configs/experiment/dmue_*.yaml): each composes with its backbone, its stem
-and the method_dataset recipe, and the ResNet-18 ones build the authors' network."""
+and the paper recipe, and the ResNet-18 ones build the authors' network."""
 
 import pytest
 import torch
@@ -35,7 +35,7 @@ def test_experiment_selects_method_dataset_backbone_and_stem(composed):
     assert cfg["trainer"]["accelerator"] == "gpu" and cfg["trainer"]["precision"] == "16-mixed"
 
 
-def test_experiment_carries_the_method_dataset_recipe(composed):
+def test_experiment_carries_the_paper_recipe(composed):
     name, cfg = composed
     assert cfg["method"]["ramp_alpha"] == RUNS[name][4] and cfg["method"]["sp_weight"] == 1000
     assert cfg["data"]["batch_size"] == 72 and cfg["trainer"]["max_epochs"] == 36

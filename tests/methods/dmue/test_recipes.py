@@ -1,4 +1,4 @@
-"""The paper recipes (configs/method_dataset/dmue_*.yaml) compose and say what spec §3 says."""
+"""The paper recipes (configs/experiment/dmue_*.yaml) compose and say what spec §3 says."""
 
 import pytest
 import torch
@@ -27,7 +27,7 @@ LR = {  # epoch: (base, classifiers), spec §3.1
 @pytest.fixture(scope="module", params=[("affectnet", 6, 8), ("rafdb", 10, None)])
 def recipe(request, tmp_path_factory):
     dataset, alpha, classes = request.param
-    cfg = compose_job("train", ["method=dmue", f"dataset={dataset}", "backbone=resnet18"], tmp_path_factory.mktemp("c"))
+    cfg = compose_job("train", [f"experiment=dmue_{dataset}"], tmp_path_factory.mktemp("c"))
     return plain(cfg), alpha, classes
 
 
@@ -79,7 +79,7 @@ def test_recipe_augmentation_is_spec_3_2_in_order(recipe):
 
 
 def test_the_cpu_recipe_on_synthetic_faces(tmp_path):
-    cfg = plain(compose_job("train", ["method=dmue", "dataset=synthetic_noisy"], tmp_path))
+    cfg = plain(compose_job("train", ["experiment=dmue_synthetic_noisy"], tmp_path))
     assert cfg["backbone"]["name"] == "small_cnn" and cfg["data"]["batch_size"] == 72
     assert cfg["method"]["ramp_alpha"] == 2 and cfg["optim"]["lr"] == 1e-3 and cfg["method"]["sp_weight"] == 10
     assert cfg["method"]["classifier_lr_scale"] == 10  # heads at 1e-2 (spec §7.2)
@@ -110,5 +110,5 @@ def test_the_papers_learnt_mlp_is_a_named_option_on_the_paper_experiments(tmp_pa
 
 
 def test_the_cpu_recipe_trains_the_mlp_as_its_benchmark_rows_did(tmp_path):
-    cfg = plain(compose_job("train", ["method=dmue", "dataset=synthetic_noisy"], tmp_path))
+    cfg = plain(compose_job("train", ["experiment=dmue_synthetic_noisy"], tmp_path))
     assert cfg["method"]["train_ue_head"] and cfg["method"]["train_bnneck_weight"]  # docs/results/dmue.md `dmue`

@@ -1,4 +1,4 @@
-"""`fermix train method=dmue dataset=synthetic_noisy` and `fermix test ckpt=` on CPU, tiny sizes;
+"""`fermix train experiment=dmue_synthetic_noisy` and `fermix test ckpt=` on CPU, tiny sizes;
 and a 2-process CPU DDP run, where each rank's half-batch is checked by the validity rule."""
 
 from pathlib import Path
@@ -14,7 +14,7 @@ from tests.conftest import run_fermix
 from tests.engine.runner import run_train_in_process
 
 TINY = [
-    "method=dmue", "dataset=synthetic_noisy", "dataset.image_size=32", "dataset.train_per_cell=8",
+    "experiment=dmue_synthetic_noisy", "dataset.image_size=32", "dataset.train_per_cell=8",
     "dataset.val_per_cell=3", "dataset.test_per_cell=3", "dataset.subjects_per_domain=[4,2,2]",
     "dataset.cache_dir=synthetic_cache", "backbone.width=8", "data.image_size=32", "data.resize=36",
     "data.num_workers=0", "trainer.accelerator=cpu", "trainer.num_sanity_val_steps=0", "logger=csv",

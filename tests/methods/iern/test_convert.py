@@ -306,7 +306,7 @@ def test_written_checkpoint_is_accepted_and_rebuilt_as_fermix_test_does(small, t
     assert cfg["backbone"] == {"name": "resnet18", "pretrained": None, "last_stride": 2}
     assert meta["label_space"]["classes"] == ["anger", "disgust", "fear", "happiness", "sadness", "surprise"]
     assert meta["data_info"]["num_domains"] == K and meta["data_info"]["image_size"] == SMALL_PX
-    assert meta["preprocessing"] == {  # the recipe (method_dataset/iern_mixbasic.yaml) is composed in
+    assert meta["preprocessing"] == {  # the recipe (experiment/iern_mixbasic.yaml) is composed in
         "image_size": SMALL_PX, "resize": 256, "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bicubic"
     }  # fmt: skip
     imported = meta["provenance"]["imported_from"]

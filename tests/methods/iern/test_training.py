@@ -13,8 +13,7 @@ from tests.engine.runner import compose_job, run_train_in_process
 
 def _tiny(data_dir: Path, *extra: str) -> list[str]:
     return [
-        "method=iern",
-        "dataset=synthetic_bias",
+        "experiment=iern_synthetic_bias",
         "dataset.train_per_cell=4",
         "dataset.val_per_cell=1",
         "dataset.test_per_cell=2",

@@ -1,4 +1,4 @@
-"""`fermix train method=mult dataset=synthetic_mm`: the baseline through the engine with its CPU recipe, and the
+"""`fermix train experiment=mult_synthetic_mm`: the baseline through the engine with its CPU recipe, and the
 best-validation-loss checkpoint it keeps next to the best-avg-acc one (as the original does)."""
 
 import pandas as pd
@@ -12,7 +12,7 @@ from tests.methods.causalmer.test_train import TINY
 
 
 def test_the_plain_mult_baseline_trains_on_the_same_data(tmp_path):
-    summary = run_train_in_process(["method=mult", *TINY], tmp_path)
+    summary = run_train_in_process(["experiment=mult_synthetic_mm", *TINY], tmp_path)
     assert summary["config"]["method"]["mult"]["nlevels"] == 1  # the synthetic_mm CPU recipe
     assert 0.0 <= summary["metrics"]["test"]["avg_acc"] <= 1.0
     assert torch.isfinite(torch.tensor(list(summary["checkpoint_val_metrics"].values()))).all()
@@ -20,7 +20,7 @@ def test_the_plain_mult_baseline_trains_on_the_same_data(tmp_path):
 
 def test_best_loss_and_best_avg_acc_checkpoints_each_hold_their_own_best_epoch(tmp_path):
     # a learning rate high enough that val/loss and val/avg_acc do not improve in step over four epochs
-    overrides = ["method=mult", *TINY, "trainer.max_epochs=4", "optim.lr=0.02", "seed=3"]
+    overrides = ["experiment=mult_synthetic_mm", *TINY, "trainer.max_epochs=4", "optim.lr=0.02", "seed=3"]
     run_train_in_process(overrides, tmp_path)
     logged = pd.read_csv(tmp_path / "csv" / "metrics.csv")
     val = logged.dropna(subset=["val/loss"]).groupby("epoch")[["val/loss", "val/avg_acc"]].last()

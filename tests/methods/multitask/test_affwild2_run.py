@@ -24,7 +24,8 @@ def test_multitask_trains_on_affwild2_and_writes_an_abaw_submission(affwild2_roo
     run = tmp_path / "run"
     train = run_fermix(
         [
-            "train", "method=multitask", "dataset=affwild2", f"dataset.root={affwild2_root}",
+            "train", "experiment=multitask_affwild2", f"dataset.root={affwild2_root}",
+            "backbone=small_cnn", "backbone.pretrained=null", "trainer=default",  # the recipe on a tiny CPU net
             "backbone.width=8", "data.image_size=32", "data.resize=36", "data.batch_size=4", "data.num_workers=0",
             "method.teacher_epochs=1", "method.student_epochs=1", "method.n_students=1",
             "trainer.accelerator=cpu", "trainer.num_sanity_val_steps=0", "logger=none", "progress=none",

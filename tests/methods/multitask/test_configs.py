@@ -32,14 +32,14 @@ def test_the_cnn_rnn_recipes_train_with_the_originals_one_crop_and_flip_per_run(
     # The original's CNN-RNN train.py feeds every frame of every window through the CNN backbone's
     # augment_transforms: one v ~ U(0, 1) drawn when the teacher is built fixes the crop offset and
     # the flip for the whole run, students included (the datasets' ColorJitter transforms are dead code).
-    cfg = compose_job("train", ["method=multitask_rnn", f"dataset={dataset}", "seed=5"], tmp_path)
+    cfg = compose_job("train", [f"experiment=multitask_rnn_{dataset}", "seed=5"], tmp_path)
     assert cfg.method.name == "multitask_rnn"
     assert list(cfg.data.augment.ops) == [{"name": "fixed_crop_flip", "seed": 5}]
 
 
 def test_the_cnn_rnn_affwild2_recipe_preprocesses_as_the_cnn_recipe(tmp_path):
-    rnn = compose_job("train", ["method=multitask_rnn", "dataset=affwild2"], tmp_path / "rnn")
-    cnn = compose_job("train", ["method=multitask", "dataset=affwild2"], tmp_path / "cnn")
+    rnn = compose_job("train", ["experiment=multitask_rnn_affwild2"], tmp_path / "rnn")
+    cnn = compose_job("train", ["experiment=multitask_affwild2"], tmp_path / "cnn")
     assert rnn.data.windows.seq_len == 32 and rnn.data.batch_size == 20
     for key in ("image_size", "resize", "mean", "std", "interpolation"):
         assert rnn.data[key] == cnn.data[key], key  # the frozen CNN sees frames as it was trained on them
@@ -48,5 +48,5 @@ def test_the_cnn_rnn_affwild2_recipe_preprocesses_as_the_cnn_recipe(tmp_path):
 
 def test_the_cnn_rnn_per_window_fix_is_one_override_away(tmp_path):
     per_window = "data.augment.ops=[{name: random_crop}, {name: hflip, p: 0.5}]"
-    cfg = compose_job("train", ["method=multitask_rnn", "dataset=affwild2", per_window], tmp_path)
+    cfg = compose_job("train", ["experiment=multitask_rnn_affwild2", per_window], tmp_path)
     assert list(cfg.data.augment.ops) == [{"name": "random_crop"}, {"name": "hflip", "p": 0.5}]

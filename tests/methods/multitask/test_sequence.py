@@ -264,10 +264,10 @@ def test_cnn_then_rnn_then_fermix_test_end_to_end(tmp_path) -> None:
     from fermix.engine.testing import run_test
 
     cnn_run, rnn_run = tmp_path / "cnn", tmp_path / "rnn"
-    run_train_in_process(["method=multitask", *_tiny(tmp_path)], cnn_run)
+    run_train_in_process(["experiment=multitask_synthetic_partial", *_tiny(tmp_path)], cnn_run)
     cnn_ckpt = cnn_run / "checkpoints" / "best.ckpt"
     summary = run_train_in_process(
-        ["method=multitask_rnn", f"method.cnn_checkpoint={cnn_ckpt}", *_tiny(tmp_path)], rnn_run
+        ["experiment=multitask_rnn_synthetic_partial", f"method.cnn_checkpoint={cnn_ckpt}", *_tiny(tmp_path)], rnn_run
     )
     assert summary["config"]["data"]["windows"]["seq_len"] == 4  # the synthetic recipe
     rnn_state = load_checkpoint(rnn_run / "checkpoints" / "best.ckpt")["state_dict"]

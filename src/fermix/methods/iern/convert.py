@@ -207,7 +207,7 @@ def write_checkpoint(
     """
     from fermix.data.datasets.mixbasic import normalise_bias, normalise_fold
     from fermix.engine.imported import compose_train_config, file_sha256, reference_state, write_imported_checkpoint
-    from fermix.registry import DATASETS
+    from fermix.registry import dataset_adapter
 
     src, out = Path(src_dir), Path(out_path)
     guessed = fold_from_folder(src) or ("v1", "bias100")
@@ -215,9 +215,7 @@ def write_checkpoint(
     bias = normalise_bias(bias if bias is not None else guessed[1])
     config = compose_train_config(
         [
-            "method=iern",
-            "dataset=mixbasic",
-            "backbone=resnet50",
+            "experiment=iern_mixbasic",  # method=iern dataset=mixbasic backbone=resnet50 and the paper's recipe
             f"dataset.fold={fold}",
             f"dataset.bias={bias}",
             *overrides,
@@ -225,7 +223,7 @@ def write_checkpoint(
         ],
         what="IERN",
     )
-    adapter = DATASETS.get(config["dataset"]["name"])
+    adapter = dataset_adapter(config["dataset"])
     info = DataInfo(
         label_space=adapter.label_space,
         keys=frozenset(adapter.keys),

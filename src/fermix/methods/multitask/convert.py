@@ -223,8 +223,8 @@ def write_checkpoint(
 ) -> dict[str, Any]:
     """Write a fermix checkpoint of the released ensemble that `fermix test` evaluates on Aff-Wild2.
 
-    Its config is `method=multitask dataset=affwild2 backbone=resnet50_ferplus` with the paper
-    recipe's preprocessing and `method.n_students=len(students)`, or without students
+    Its config is `experiment=multitask_affwild2 backbone=resnet50_ferplus` (the paper recipe's
+    preprocessing, the default trainer) and `method.n_students=len(students)`, or without students
     `method.stages=teacher` (a teacher for `method.teacher_ckpt`); `overrides` are further `fermix
     train` overrides (e.g. `dataset.root=PATH`). The backbone is built without pretrained weights:
     every weight comes from the release. Returns the checkpoint's `fermix` section.
@@ -233,8 +233,8 @@ def write_checkpoint(
 
     members = [f"method.n_students={len(students)}"] if students else ["method.stages=teacher"]
     config = compose_train_config(
-        ["method=multitask", "dataset=affwild2", "backbone=resnet50_ferplus", *members, *overrides,
-         "backbone.pretrained=null"],
+        ["experiment=multitask_affwild2", "backbone=resnet50_ferplus", "trainer=default", *members, *overrides,
+         "backbone.pretrained=null"],  # the recipe's data settings; trainer=default: its GPU trainer is for training
         what="multitask",
     )  # fmt: skip
     info = affwild2_info(int(config["data"]["image_size"]))
