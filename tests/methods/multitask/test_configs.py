@@ -12,8 +12,8 @@ def test_the_affwild2_experiment_is_the_paper_recipe(tmp_path):
     assert cfg.method.name == "multitask" and cfg.dataset.name == "affwild2"
     assert (cfg.method.lambda_au, cfg.method.lambda_teacher, cfg.method.temperature) == (8.0, 0.4, 1.5)
     assert (cfg.method.n_students, cfg.method.teacher_epochs, cfg.method.student_epochs) == (5, 8, 3)
-    assert cfg.optim.name == "adam" and cfg.optim.lr == 1e-4 and list(cfg.optim.betas) == [0.5, 0.999]
-    assert cfg.sched.name == "none" and cfg.checkpoint.monitor == "val/select"
+    assert cfg.optim._target_ == "torch.optim.Adam" and cfg.optim.lr == 1e-4 and list(cfg.optim.betas) == [0.5, 0.999]
+    assert cfg.sched._target_ is None and cfg.checkpoint.monitor == "val/select"
     assert (cfg.data.batch_size, cfg.data.image_size, cfg.data.resize) == (20, 112, 134)
     # ToTensor×255 − (131.0912, 103.8827, 91.4953), std 1, written for ToTensor's [0, 1] scale
     assert [m * 255 for m in cfg.data.mean] == pytest.approx([131.0912, 103.8827, 91.4953])
