@@ -74,9 +74,9 @@ def test_paper_recipes(tmp_path, overrides, lam):
     assert isinstance(build_scheduler(cfg["sched"], opt, 20)["scheduler"], torch.optim.lr_scheduler.StepLR)
     assert cfg["trainer"]["max_epochs"] == 20 and cfg["data"]["batch_size"] == 224
     assert cfg["data"]["image_size"] == 224 and cfg["data"]["mean"] == [0.485, 0.456, 0.406]
-    names = [op if isinstance(op, str) else op["name"] for op in cfg["data"]["augment"]["ops"]]
-    assert names == ["rotation", "random_resized_crop", "hflip", "grayscale", "color_jitter", "to_float",
-                     "random_erasing", "normalize"]  # fmt: skip
+    names = [op["_target_"].rpartition(".")[2] for op in cfg["data"]["augment"]["ops"]]
+    assert names == ["Rotation", "RandomResizedCrop", "RandomHorizontalFlip", "RandomGrayscale", "ColorJitter",
+                     "ToFloat", "RandomErasing", "Normalize"]  # fmt: skip
     train = build_transform(cfg["data"], train=True)
     assert any(isinstance(t, v2.RandomResizedCrop) for t in train.transforms)
     rows = pd.DataFrame([{"sample_id": "s"}])
