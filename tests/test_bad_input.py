@@ -242,6 +242,13 @@ ROWS = [
         ("data.batch_size must be an integer", "`1.5`"), before_hydra=True),
     Row("number_key_given_a_word", lambda c: _train("faces", "data.augment.hflip=yes"),
         ("data.augment.hflip must be a number", "`yes`"), before_hydra=True),
+    Row("unknown_target", lambda c: _train(c.write_faces(), "optim._target_=torch.optim.Adamm"),
+        ("optim._target_ `torch.optim.Adamm` cannot be imported", "did you mean `torch.optim.Adam`")),
+    Row("argument_the_target_does_not_take", lambda c: _train(c.write_faces(), "+optim.momentum=0.9"),
+        ("optim: `torch.optim.Adam` takes no argument `momentum`", "it takes: params, lr, betas")),
+    Row("augment_op_argument_it_does_not_take",
+        lambda c: _train(c.write_faces(), "data.augment.ops=[{_target_:fermix.data.augment_ops.RandomCrop,sizes:32}]"),
+        ("data.augment.ops[0]: `fermix.data.augment_ops.RandomCrop` takes no argument `sizes`", "it takes: size")),
 ]  # fmt: skip
 
 

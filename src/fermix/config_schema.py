@@ -150,6 +150,7 @@ class TrainSchema:
     compute: ComputeSchema = field(default_factory=ComputeSchema)
     checkpoint: CheckpointSchema = field(default_factory=CheckpointSchema)
     early_stopping: EarlyStoppingSchema = field(default_factory=EarlyStoppingSchema)
+    callbacks: dict[str, Any] = field(default_factory=dict)  # Lightning callbacks by `_target_`, by name
     # config groups: each option's YAML names its own schema (or, for now, has none)
     paths: Any = None
     optim: Any = None

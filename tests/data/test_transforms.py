@@ -1,8 +1,11 @@
 """The training augmentation: the default pipeline is unchanged, each op does what it says, the
-published recipes in docs/augmentation.md build and run, landmarks follow the pixels."""
+published recipes in docs/augmentation.md build and run, landmarks follow the pixels, and ops lists
+stored before `_target_` (engine/legacy.py) give the very transforms fermix built from them then."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -14,12 +17,15 @@ from omegaconf import OmegaConf
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from fermix.data.augment_ops import known_ops
 from fermix.data.torch_dataset import RecordsDataset
 from fermix.data.transforms import build_transform
+from fermix.engine.legacy import upgrade_config
 from fermix.errors import FermixError
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "augmentation.md"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "legacy_checkpoint" / "augment.json"
+HFLIP = "torchvision.transforms.v2.RandomHorizontalFlip"
+GRAYSCALE = "torchvision.transforms.v2.RandomGrayscale"
 BASE = {"image_size": 56, "resize": 64, "interpolation": "bilinear", "mean": [0.5] * 3, "std": [0.5] * 3}
 PIXELS = {**BASE, "mean": [0.0] * 3, "std": [1 / 255] * 3}  # output back in 0-255 units
 
@@ -49,6 +55,11 @@ def _legacy_build_transform(data_cfg, train):
         ops.append(v2.CenterCrop(size))
     ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(data_cfg["mean"], data_cfg["std"])]
     return v2.Compose(ops)
+
+
+def op(target, **arguments):
+    """A `data.augment.ops` entry: fermix's op by class name, or a torchvision transform by its path."""
+    return {"_target_": target if "." in target else f"fermix.data.augment_ops.{target}", **arguments}
 
 
 def _image(seed=0, size=64):
@@ -95,7 +106,7 @@ def test_default_pipeline_gives_the_same_images_and_landmarks_as_before(name, tr
 
 def test_ops_spelling_out_the_default_reproduce_it():
     default = build_transform({**BASE, "augment": {"random_crop": True, "hflip": 0.5}}, train=True)
-    listed = _train([{"name": "random_crop"}, {"name": "hflip", "p": 0.5}])
+    listed = _train([op("RandomCrop"), op(HFLIP, p=0.5)])
     image = _image()
     outputs = [_run(listed, seed, image) for seed in range(6)]
     assert all(torch.equal(out, _run(default, seed, image)) for seed, out in enumerate(outputs))
@@ -103,7 +114,7 @@ def test_ops_spelling_out_the_default_reproduce_it():
 
 
 def test_eval_pipeline_ignores_ops():
-    cfg = {**BASE, "augment": {"ops": [{"name": "hflip", "p": 1.0}, {"name": "random_crop"}, {"name": "grayscale"}]}}
+    cfg = {**BASE, "augment": {"ops": [op(HFLIP, p=1.0), op("RandomCrop"), op(GRAYSCALE, p=1.0)]}}
     image = _image()
     assert torch.equal(build_transform(cfg, train=False)(image), _legacy_build_transform(BASE, train=False)(image))
 
@@ -112,44 +123,44 @@ def test_null_ops_keep_the_simple_keys_and_a_list_replaces_them():
     keys = {"random_crop": False, "hflip": 1.0}
     image = _image()
     flipped = build_transform({**BASE, "augment": {**keys, "ops": None}}, train=True)(image)
-    replaced = build_transform({**BASE, "augment": {**keys, "ops": [{"name": "center_crop"}]}}, train=True)(image)
+    replaced = build_transform({**BASE, "augment": {**keys, "ops": [op("CenterCrop")]}}, train=True)(image)
     assert torch.equal(flipped, replaced.flip(-1))
 
 
 # --- each op ------------------------------------------------------------------------------------
 def test_hflip_with_p_1_mirrors_the_image():
     image = _image()
-    plain = _train([{"name": "center_crop"}])(image)
-    assert torch.equal(_train([{"name": "center_crop"}, {"name": "hflip", "p": 1.0}])(image), plain.flip(-1))
-    assert torch.equal(_train([{"name": "center_crop"}, {"name": "hflip", "p": 0.0}])(image), plain)
+    plain = _train([op("CenterCrop")])(image)
+    assert torch.equal(_train([op("CenterCrop"), op(HFLIP, p=1.0)])(image), plain.flip(-1))
+    assert torch.equal(_train([op("CenterCrop"), op(HFLIP, p=0.0)])(image), plain)
 
 
 def test_fixed_crop_flip_is_one_crop_and_flip_for_the_whole_run_drawn_from_its_seed():
     import random
 
     image = _image()
-    transform = _train([{"name": "fixed_crop_flip", "seed": 7}])
+    transform = _train([op("FixedCropFlip", seed=7)])
     v = random.Random(7).random()  # the multitask original's single draw, made at build time
     offset = int((64 - 56) * v)
-    full = build_transform({**BASE, "image_size": 64, "augment": {"ops": [{"name": "center_crop"}]}}, train=True)
+    full = build_transform({**BASE, "image_size": 64, "augment": {"ops": [op("CenterCrop")]}}, train=True)
     expected = full(image)[:, offset : offset + 56, offset : offset + 56]
     expected = expected.flip(-1) if v < 0.5 else expected
     for seed in range(4):  # every sample, every epoch: the same crop
         assert torch.equal(_run(transform, seed, image), expected)
-    outputs = {tuple(_train([{"name": "fixed_crop_flip", "seed": s}])(image).flatten()[:64].tolist()) for s in range(6)}
+    outputs = {tuple(_train([op("FixedCropFlip", seed=s)])(image).flatten()[:64].tolist()) for s in range(6)}
     assert len(outputs) > 1  # another run (seed) gets another crop
 
 
-@pytest.mark.parametrize("op", [{"name": "gaussian_noise", "std": 5.48}, {"name": "hflip"}, {"name": "grayscale"},
-                                {"name": "random_erasing"}, {"name": "rotation", "degrees": 20}])
-def test_an_op_with_p_0_is_the_identity_and_leaves_the_random_stream_alone(op):
+@pytest.mark.parametrize("entry", [op("GaussianNoise", std=5.48), op(HFLIP), op(GRAYSCALE),
+                                   op("RandomErasing"), op("Rotation", degrees=20)])
+def test_an_op_with_p_0_is_the_identity_and_leaves_the_random_stream_alone(entry):
     image = _image()
-    plain = _run(_train([{"name": "random_crop"}]), 5, image)
-    assert torch.equal(_run(_train([{**op, "p": 0.0}, {"name": "random_crop"}]), 5, image), plain)
+    plain = _run(_train([op("RandomCrop")]), 5, image)
+    assert torch.equal(_run(_train([{**entry, "p": 0.0}, op("RandomCrop")]), 5, image), plain)
 
 
 def test_gaussian_noise_adds_std_in_pixel_units_then_clips():
-    noise = _train([{"name": "gaussian_noise", "std": 5.48}, {"name": "center_crop"}], PIXELS)
+    noise = _train([op("GaussianNoise", std=5.48), op("CenterCrop")], PIXELS)
     grey = _run(noise, 0, np.full((64, 64, 3), 128, np.uint8))
     assert abs(grey.std().item() - 5.48) < 0.15
     assert abs(grey.mean().item() - 127.5) < 0.2  # truncation to uint8 floors, as numpy's astype does
@@ -161,9 +172,9 @@ def test_gaussian_noise_adds_std_in_pixel_units_then_clips():
 
 def test_random_erasing_after_normalize_writes_the_value_in_normalised_units():
     white = np.full((64, 64, 3), 255, np.uint8)
-    erase = {"name": "random_erasing", "p": 1.0, "value": 0}
-    after = _run(_train([{"name": "center_crop"}, "normalize", erase]), 0, white)
-    before = _run(_train([{"name": "center_crop"}, erase]), 0, white)
+    erase = op("RandomErasing", p=1.0, value=0)
+    after = _run(_train([op("CenterCrop"), op("Normalize"), erase]), 0, white)
+    before = _run(_train([op("CenterCrop"), erase]), 0, white)
     assert set(after.unique().tolist()) == {0.0, 1.0}  # 0 = the mean grey after normalising
     assert set(before.unique().tolist()) == {-1.0, 1.0}  # 0 = black before it
     assert torch.equal(after == 0, before == -1)  # the same rectangle for the same seed
@@ -171,57 +182,57 @@ def test_random_erasing_after_normalize_writes_the_value_in_normalised_units():
 
 def test_random_erasing_random_values_after_to_float_are_standard_normal():
     white = np.full((64, 64, 3), 255, np.uint8)
-    erase = {"name": "random_erasing", "p": 1.0, "scale": [0.3, 0.3], "value": "random"}
-    out = _run(_train([{"name": "center_crop"}, "to_float", erase, "normalize"], {**BASE, "std": [1.0] * 3}), 0, white)
+    erase = op("RandomErasing", p=1.0, scale=[0.3, 0.3], value="random")
+    out = _run(_train([op("CenterCrop"), op("ToFloat"), erase, op("Normalize")], {**BASE, "std": [1.0] * 3}), 0, white)
     erased = out[out != 0.5] + 0.5  # undo the mean
     assert erased.numel() > 0.25 * out.numel()
     assert abs(erased.mean().item()) < 0.1 and abs(erased.std().item() - 1) < 0.1
 
 
 def test_grayscale_gives_three_equal_channels():
-    out = _train([{"name": "center_crop"}, {"name": "grayscale"}])(_image())
+    out = _train([op("CenterCrop"), op(GRAYSCALE, p=1.0)])(_image())
     assert out.shape == (3, 56, 56) and torch.equal(out[0], out[1]) and torch.equal(out[1], out[2])
-    assert not torch.equal(out, _train([{"name": "center_crop"}])(_image()))
+    assert not torch.equal(out, _train([op("CenterCrop")])(_image()))
 
 
 def test_color_jitter_applies_its_range_with_probability_p():
     image = np.full((64, 64, 3), 100, np.uint8)
-    double = [{"name": "center_crop"}, {"name": "color_jitter", "brightness": [2.0, 2.0]}]
+    double = [op("CenterCrop"), op("ColorJitter", brightness=[2.0, 2.0])]
     assert torch.allclose(_train(double, PIXELS)(image), torch.full((3, 56, 56), 200.0), atol=0.01)
-    never = [{"name": "center_crop"}, {"name": "color_jitter", "brightness": [2.0, 2.0], "p": 0.0}]
+    never = [op("CenterCrop"), op("ColorJitter", brightness=[2.0, 2.0], p=0.0)]
     assert torch.allclose(_train(never, PIXELS)(image), torch.full((3, 56, 56), 100.0), atol=0.01)
 
 
 def test_gaussian_blur_smooths_and_picks_the_smallest_odd_kernel_covering_3_sigma():
-    blur = _train([{"name": "center_crop"}, {"name": "gaussian_blur", "sigma": [0.1, 1.5]}])
+    blur = _train([op("CenterCrop"), op("GaussianBlur", sigma=[0.1, 1.5])])
     (kernel,) = [t for t in blur.transforms if isinstance(t, v2.GaussianBlur)]
     assert list(kernel.kernel_size) == [11, 11]  # 2 * ceil(4.5) + 1
     image = _image()
-    plain = _train([{"name": "center_crop"}])(image)
-    strong = _train([{"name": "center_crop"}, {"name": "gaussian_blur", "sigma": 1.5}])(image)
+    plain = _train([op("CenterCrop")])(image)
+    strong = _train([op("CenterCrop"), op("GaussianBlur", sigma=1.5)])(image)
     assert strong.std() < 0.5 * plain.std()
 
 
 def test_rotation_is_applied_with_probability_p():
     image = _image()
-    plain = _train([{"name": "center_crop"}])(image)
-    half = _train([{"name": "center_crop"}, {"name": "rotation", "degrees": [30, 30], "p": 0.5}])
+    plain = _train([op("CenterCrop")])(image)
+    half = _train([op("CenterCrop"), op("Rotation", degrees=[30, 30], p=0.5)])
     applied = [not torch.equal(_run(half, seed, image), plain) for seed in range(40)]
     assert 8 <= sum(applied) <= 32
-    never = _train([{"name": "center_crop"}, {"name": "rotation", "degrees": 30, "p": 0.0}])
+    never = _train([op("CenterCrop"), op("Rotation", degrees=30, p=0.0)])
     assert torch.equal(never(image), plain)
 
 
 def test_random_resized_crop_outputs_image_size():
-    out = _train([{"name": "random_resized_crop", "scale": [0.5, 1.0], "ratio": [1.0, 1.0]}])(_image())
+    out = _train([op("RandomResizedCrop", scale=[0.5, 1.0], ratio=[1.0, 1.0])])(_image())
     assert out.shape == (3, 56, 56)
 
 
 def _square_rotation_and_flip_outputs(image):
-    flip_then_rotate = _train([{"name": "hflip", "p": 1.0}, {"name": "rotation", "degrees": [90, 90],
-                                                             "interpolation": "nearest"}, {"name": "center_crop"}])
-    rotate_then_flip = _train([{"name": "rotation", "degrees": [90, 90], "interpolation": "nearest"},
-                               {"name": "hflip", "p": 1.0}, {"name": "center_crop"}])
+    flip_then_rotate = _train([op(HFLIP, p=1.0), op("Rotation", degrees=[90, 90],
+                                                             interpolation="nearest"), op("CenterCrop")])
+    rotate_then_flip = _train([op("Rotation", degrees=[90, 90], interpolation="nearest"),
+                               op(HFLIP, p=1.0), op("CenterCrop")])
     return flip_then_rotate(image), rotate_then_flip(image)
 
 
@@ -229,8 +240,8 @@ def test_random_order_draws_a_new_order_per_sample_and_the_same_one_for_the_same
     image = _image()
     orders = _square_rotation_and_flip_outputs(image)
     assert not torch.equal(*orders)  # the two orders give different images
-    shuffled = _train([{"name": "random_order", "ops": [{"name": "hflip", "p": 1.0}, {
-        "name": "rotation", "degrees": [90, 90], "interpolation": "nearest"}]}, {"name": "center_crop"}])
+    nested = [op(HFLIP, p=1.0), op("Rotation", degrees=[90, 90], interpolation="nearest")]
+    shuffled = _train([op("RandomOrder", ops=nested), op("CenterCrop")])
     seen = []
     for seed in range(12):
         out = _run(shuffled, seed, image)
@@ -243,20 +254,20 @@ def test_random_order_draws_a_new_order_per_sample_and_the_same_one_for_the_same
 
 # --- landmarks ----------------------------------------------------------------------------------
 GEOMETRIC = {
-    "hflip": [{"name": "hflip", "p": 1.0}, {"name": "random_crop"}],
-    "random_crop": [{"name": "random_crop"}],
-    "fixed_crop_flip": [{"name": "fixed_crop_flip", "seed": 7}],
-    "center_crop": [{"name": "center_crop", "size": 56}],
-    "random_resized_crop": [{"name": "random_resized_crop", "scale": [0.6, 1.0], "interpolation": "nearest"}],
-    "rotation bicubic": [{"name": "rotation", "degrees": 25, "interpolation": "bicubic"}, {"name": "center_crop"}],
-    "affine nearest": [{"name": "affine", "degrees": 10, "translate": 0.1, "scale": [0.8, 1.2], "shear": 8,
-                        "interpolation": "nearest"}, {"name": "random_crop"}],
-    "affine bilinear": [{"name": "affine", "degrees": 10, "translate": [0.1, 0.05], "scale": [0.9, 1.1], "shear": 8},
-                        {"name": "random_crop"}],
-    "affine bicubic": [{"name": "affine", "degrees": 10, "scale": [0.9, 1.1], "interpolation": "bicubic"},
-                       {"name": "center_crop"}],
-    "random_order": [{"name": "random_order", "ops": [{"name": "hflip"}, {"name": "random_crop"}, {
-        "name": "affine", "degrees": 10, "translate": 0.1, "interpolation": "nearest"}]}],
+    "hflip": [op(HFLIP, p=1.0), op("RandomCrop")],
+    "random_crop": [op("RandomCrop")],
+    "fixed_crop_flip": [op("FixedCropFlip", seed=7)],
+    "center_crop": [op("CenterCrop", size=56)],
+    "random_resized_crop": [op("RandomResizedCrop", scale=[0.6, 1.0], interpolation="nearest")],
+    "rotation bicubic": [op("Rotation", degrees=25, interpolation="bicubic"), op("CenterCrop")],
+    "affine nearest": [op("Affine", degrees=10, translate=0.1, scale=[0.8, 1.2], shear=8,
+                        interpolation="nearest"), op("RandomCrop")],
+    "affine bilinear": [op("Affine", degrees=10, translate=[0.1, 0.05], scale=[0.9, 1.1], shear=8),
+                        op("RandomCrop")],
+    "affine bicubic": [op("Affine", degrees=10, scale=[0.9, 1.1], interpolation="bicubic"),
+                       op("CenterCrop")],
+    "random_order": [op("RandomOrder", ops=[op(HFLIP), op("RandomCrop"),
+                                           op("Affine", degrees=10, translate=0.1, interpolation="nearest")])],
 }
 
 
@@ -318,7 +329,8 @@ def test_train_yaml_accepts_an_ops_list_from_the_command_line():
     register_resolvers()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         default = compose(config_name="train")
-        listed = compose(config_name="train", overrides=["data.augment.ops=[{name:random_crop},{name:hflip,p:0.5}]"])
+        ops = f"[{{_target_:fermix.data.augment_ops.RandomCrop}},{{_target_:{HFLIP},p:0.5}}]"
+        listed = compose(config_name="train", overrides=[f"data.augment.ops={ops}"])
     assert default.data.augment.ops is None
     image = _image(size=80)
     for seed in range(3):
@@ -326,29 +338,56 @@ def test_train_yaml_accepts_an_ops_list_from_the_command_line():
                            _run(build_transform(default.data, train=True), seed, image))
 
 
+# --- ops lists stored before `_target_` ----------------------------------------------------------
+def _golden() -> dict:
+    return json.loads(GOLDEN.read_text(encoding="utf-8"))["cases"]
+
+
+@pytest.mark.parametrize("case", sorted(_golden()))
+def test_an_old_ops_list_upgrades_to_the_transform_fermix_built_from_it_before(case):
+    """Same torchvision objects (repr) and, seed by seed, the same pixels and landmarks as fermix 2b2d0d9."""
+    golden = _golden()[case]
+    data = upgrade_config({"data": golden["data"]})["data"]
+    assert all("_target_" in e for e in data["augment"]["ops"]) and "name" not in json.dumps(data["augment"]["ops"])
+    transform = build_transform(data, train=True)
+    assert repr(transform) == golden["repr"]
+    image, points = _image(), _points()
+    digests = []
+    for seed in range(6):
+        out, keypoints = _run(transform, seed, image, points)
+        raw = out.contiguous().numpy().tobytes() + keypoints.as_subclass(torch.Tensor).contiguous().numpy().tobytes()
+        digests.append(hashlib.sha256(raw).hexdigest()[:16])
+    assert digests == golden["sha256"]
+
+
 # --- errors -------------------------------------------------------------------------------------
 BAD = {
-    "unknown op": ([{"name": "flip"}], ["unknown augment op `flip`", *known_ops()]),
-    "unknown argument": ([{"name": "hflip", "prob": 1}], ["`hflip`", "unknown argument `prob`", "takes: p"]),
-    "missing argument": ([{"name": "gaussian_noise"}], ["`gaussian_noise`", "`std` is required"]),
-    "nested unknown": ([{"name": "random_order", "ops": [{"name": "blur"}]}], ["ops[0].ops[0]", "`blur`"]),
-    "no name": ([{"p": 0.5}], ["`name`"]),
+    "not importable": ([op("RandomCrap")], ["ops[0]._target_", "did you mean `fermix.data.augment_ops.RandomCrop`"]),
+    "unknown argument": ([op(HFLIP, prob=1)], ["ops[0]", "RandomHorizontalFlip", "no argument `prob`", "takes: p"]),
+    "missing argument": ([op("GaussianNoise")], ["ops[0]", "GaussianNoise", "needs `std`"]),
+    "nested not importable": ([op("RandomOrder", ops=[op("Blur")])], ["ops[0].ops[0]._target_", "augment_ops.Blur"]),
+    "no target": ([{"p": 0.5}], ["`_target_`"]),
+    "old form": ([{"name": "hflip", "p": 0.5}], ["`_target_`", f"{{_target_: {HFLIP}, p: 0.5}}"]),
+    "old bare name": (["normalize"], ["{_target_: fermix.data.augment_ops.Normalize}"]),
+    "not a transform": ([op("collections.OrderedDict")], ["OrderedDict", "is not a torchvision v2 transform"]),
     "not a list": ("hflip", ["must be a list"]),
-    "bad probability": ([{"name": "hflip", "p": 2}], ["`hflip`", "probability"]),
-    "torchvision check": ([{"name": "color_jitter", "hue": 0.9}], ["`color_jitter`", "hue"]),
-    "even kernel": ([{"name": "gaussian_blur", "kernel_size": 4}], ["`gaussian_blur`", "odd"]),
-    "bad interpolation": ([{"name": "rotation", "degrees": 5, "interpolation": "cubic"}], ["`rotation`", "cubic"]),
-    "crop too large": ([{"name": "random_crop", "size": 100}], ["`random_crop`", "100 px"]),
-    "wrong final size": ([{"name": "center_crop", "size": 40}], ["40 px", "image_size is 56"]),
-    "normalize twice": (["normalize", "normalize", {"name": "random_crop"}], ["`normalize`", "at most once"]),
-    "normalize in group": ([{"name": "random_order", "ops": ["normalize"]}], ["`normalize`", "top level"]),
-    "noise after normalize": (["normalize", {"name": "gaussian_noise", "std": 5}], ["`gaussian_noise`", "normalize"]),
-    "jitter after normalize": (["normalize", {"name": "color_jitter"}], ["`color_jitter`", "before normalize"]),
-    "random value on uint8": ([{"name": "random_erasing", "value": "random"}], ["`random_erasing`", "to_float"]),
-    "bicubic on floats": (["to_float", {"name": "rotation", "degrees": 5, "interpolation": "bicubic"}], ["PIL"]),
+    "bad probability": ([op("Rotation", degrees=5, p=2)], ["`Rotation`", "probability"]),
+    "torchvision refuses": ([op(HFLIP, p=2)], ["ops[0]", "RandomHorizontalFlip", "refused", "`p`"]),
+    "torchvision check": ([op("ColorJitter", hue=0.9)], ["`ColorJitter`", "hue"]),
+    "even kernel": ([op("GaussianBlur", kernel_size=4)], ["`GaussianBlur`", "odd"]),
+    "bad interpolation": ([op("Rotation", degrees=5, interpolation="cubic")], ["`Rotation`", "cubic"]),
+    "crop too large": ([op("RandomCrop", size=100)], ["`RandomCrop`", "100 px"]),
+    "wrong final size": ([op("CenterCrop", size=40)], ["40 px", "image_size is 56"]),
+    "torchvision crop size": ([op("torchvision.transforms.v2.CenterCrop", size=40)], ["40 px", "image_size is 56"]),
+    "normalize twice": ([op("Normalize"), op("Normalize"), op("RandomCrop")], ["`Normalize`", "at most once"]),
+    "normalize in group": ([op("RandomOrder", ops=[op("Normalize")])], ["`Normalize`", "top level"]),
+    "noise after normalize": ([op("Normalize"), op("GaussianNoise", std=5)], ["`GaussianNoise`", "Normalize"]),
+    "jitter after normalize": ([op("Normalize"), op("ColorJitter")], ["`ColorJitter`", "before Normalize"]),
+    "random value on uint8": ([op("RandomErasing", value="random")], ["`RandomErasing`", "ToFloat"]),
+    "bicubic on floats": ([op("ToFloat"), op("Rotation", degrees=5, interpolation="bicubic")], ["PIL"]),
     "group sizes differ": (
-        [{"name": "random_order", "ops": [{"name": "random_crop", "size": 40}, {"name": "center_crop"}]}],
-        ["`random_order`", "different sizes"],
+        [op("RandomOrder", ops=[op("RandomCrop", size=40), op("CenterCrop")])],
+        ["`RandomOrder`", "different sizes"],
     ),
 }
 

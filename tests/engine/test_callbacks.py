@@ -1,10 +1,16 @@
-"""Checkpoint callbacks: a run folder that was moved or copied resumes as if it had never moved."""
+"""Checkpoint callbacks: a run folder that was moved or copied resumes as if it had never moved; the
+run's own callbacks are built from `callbacks.<name>._target_`."""
 
+import re
 import shutil
 
+import pytest
 import torch
+from lightning.pytorch.callbacks import Timer
+from omegaconf import OmegaConf
 
-from fermix.engine.callbacks import LastCheckpoint, RunCheckpoint
+from fermix.engine.callbacks import LastCheckpoint, RunCheckpoint, build_callbacks
+from fermix.errors import FermixError
 from tests.engine.runner import quick_overrides, run_train_in_process
 from tests.helpers import write_image_folder
 
@@ -41,3 +47,25 @@ def test_resuming_a_moved_run_evaluates_the_new_folders_checkpoint(tmp_path):
     summary = run_train_in_process(quick_overrides(root, "trainer.max_epochs=2", "resume=auto"), new)
     assert summary["best_checkpoint"].startswith(str(new))
     assert summary["epochs_trained"] == 2
+
+
+def test_the_runs_own_callbacks_are_built_by_target_after_the_engines(tmp_path):
+    timer = {"_target_": "lightning.pytorch.callbacks.Timer", "duration": "00:00:05:00"}
+    cfg = OmegaConf.create({"checkpoint": {"monitor": "val/acc"}, "progress": "none", "callbacks": {"timer": timer}})
+    callbacks = build_callbacks(cfg, tmp_path, has_logger=False)
+    assert isinstance(callbacks[-1], Timer) and callbacks[-1]._duration == 300
+    assert isinstance(callbacks[0], RunCheckpoint)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"_target_": "lightning.pytorch.callbacks.Timerr"}, "callbacks.extra._target_ `lightning.pytorch.callbacks"),
+        ({"_target_": "lightning.pytorch.callbacks.Timer", "minutes": 5}, "callbacks.extra: `lightning.pytorch"),
+        ({"_target_": "collections.OrderedDict"}, "is not a Lightning callback"),
+    ],
+)
+def test_a_bad_callback_is_one_sentence_naming_it(tmp_path, entry, message):
+    cfg = OmegaConf.create({"checkpoint": {"monitor": "val/acc"}, "progress": "none", "callbacks": {"extra": entry}})
+    with pytest.raises(FermixError, match=re.escape(message)):
+        build_callbacks(cfg, tmp_path, has_logger=False)

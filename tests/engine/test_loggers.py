@@ -1,11 +1,15 @@
-"""Resumed runs continue their CSV and TensorBoard logs at the checkpoint instead of restarting them."""
+"""Resumed runs continue their CSV and TensorBoard logs at the checkpoint instead of restarting them;
+the loggers are built from configs/logger's `_target_` entries, each switched on or off by its key."""
 
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
+from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import OmegaConf
 
 from fermix.engine.checkpoint import FORMAT, FORMAT_VERSION, save_atomic
@@ -21,6 +25,13 @@ BEFORE_KILL = """epoch,lr-Adam/all,step,train/loss_step,val/acc
 ,0.0075,42,,
 1,,49,0.7,
 1,,5"""
+
+
+LOGGER = yaml.safe_load((Path(__file__).resolve().parents[2] / "configs" / "logger" / "default.yaml").read_text())
+
+
+def _cfg(**switches):
+    return OmegaConf.create({"logger": {**LOGGER, **switches}})
 
 
 def _rows(path):
@@ -54,7 +65,7 @@ def test_a_fresh_run_in_the_same_folder_starts_a_new_csv(tmp_path):
 def test_resumed_tensorboard_hides_the_replayed_steps(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    cfg = OmegaConf.create({"logger": {"tensorboard": True, "csv": False}})
+    cfg = _cfg(tensorboard=True, csv=False)
     (first,) = build_loggers(cfg, tmp_path)
     for step in range(10):
         first.log_metrics({"loss": float(step)}, step=step)
@@ -71,9 +82,38 @@ def test_resumed_tensorboard_hides_the_replayed_steps(tmp_path):
 def test_resume_point_reads_epoch_and_step_from_the_checkpoint(tmp_path):
     assert ResumePoint.of(None) is None
     path = tmp_path / "last.ckpt"
-    save_atomic({"fermix": {"format": FORMAT, "format_version": FORMAT_VERSION, "epoch": 2, "global_step": 126},
-                 "state_dict": {"w": torch.zeros(3)}}, path)
+    save_atomic(
+        {
+            "fermix": {"format": FORMAT, "format_version": FORMAT_VERSION, "epoch": 2, "global_step": 126},
+            "state_dict": {"w": torch.zeros(3)},
+        },
+        path,
+    )
     assert ResumePoint.of(path) == ResumePoint(2, 126)
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(FermixError, match="cannot be read"):
         ResumePoint.of(path)
+
+
+@pytest.mark.parametrize(
+    ("switches", "expected"),
+    [({}, [TensorBoardLogger, ResumableCSVLogger]), ({"tensorboard": False}, [ResumableCSVLogger]),
+     ({"tensorboard": False, "csv": False}, [])],
+)  # fmt: skip
+def test_each_switched_on_target_is_built_in_the_run_folder(tmp_path, switches, expected):
+    loggers = build_loggers(_cfg(**switches), tmp_path, version="teacher")
+    assert [type(lg) for lg in loggers] == expected
+    assert all(lg.save_dir == str(tmp_path) and lg.version == "teacher" for lg in loggers)
+    assert [lg.name for lg in loggers] == [
+        {TensorBoardLogger: "tensorboard", ResumableCSVLogger: "csv"}[t] for t in expected
+    ]
+
+
+def test_a_logger_added_by_target_is_built_and_a_bad_one_is_one_sentence(tmp_path):
+    extra = {"_target_": "fermix.engine.loggers.ResumableCSVLogger", "_partial_": True, "flush_logs_every_n_steps": 5}
+    cfg = _cfg(tensorboard=False)
+    cfg.logger.targets.second_csv = extra
+    assert [lg.name for lg in build_loggers(cfg, tmp_path)] == ["csv", "second_csv"]
+    cfg.logger.targets.second_csv._target_ = "lightning.pytorch.loggers.CSVLoggr"
+    with pytest.raises(FermixError, match=r"logger.targets.second_csv._target_ .* cannot be imported \(did you mean"):
+        build_loggers(cfg, tmp_path)

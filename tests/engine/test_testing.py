@@ -33,3 +33,30 @@ def test_a_known_option_of_the_training_dataset_is_honoured():
     trained = OmegaConf.create({"name": "imagefolder", "root": "/a", "val_fraction": 0.1})
     merged, same = _eval_dataset_cfg(trained, OmegaConf.create({"root": "/b"}))
     assert same and merged.root == "/b" and merged.val_fraction == 0.1
+
+
+CALLS: list[str] = []
+
+
+def record_call(*args, **kwargs) -> None:
+    """A `_target_` planted in a checkpoint's stored config: building it would record a call."""
+    CALLS.append("built")
+
+
+def test_fermix_test_never_builds_the_augmentation_ops_a_checkpoint_names(tmp_path):
+    """A checkpoint's config is untrusted input: `fermix test` evaluates every split (train too) without
+    augmentation, so a `_target_` in its stored `data.augment.ops` is never imported or called."""
+    from fermix.engine.checkpoint import load_checkpoint, save_atomic
+    from fermix.engine.testing import run_test
+    from tests.engine.runner import compose_job, quick_overrides, run_train_in_process
+    from tests.helpers import write_image_folder
+
+    folder = write_image_folder(tmp_path / "faces", per_class=3, size=32, splits=("train", "val", "test"))
+    run_train_in_process(quick_overrides(folder, "trainer.max_epochs=1"), tmp_path / "run")
+    ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
+    state = load_checkpoint(ckpt)
+    state["fermix"]["config"]["data"]["augment"]["ops"] = [{"_target_": f"{__name__}.record_call"}]
+    save_atomic(state, ckpt)
+    CALLS.clear()
+    result = run_test(compose_job("test", [f"ckpt={ckpt}", "split=train"], tmp_path / "eval"))
+    assert CALLS == [] and result["num_samples"] == 9

@@ -25,7 +25,9 @@ from fermix.engine.optim import build_optimizer, build_scheduler
 from fermix.methods.dmue import DMUE, convert
 from tests.parity.golden import assert_close, load, meta
 
-RECIPE = Path(__file__).resolve().parents[2] / "configs" / "experiment" / "dmue_affectnet.yaml"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+RECIPE = CONFIGS / "experiment" / "dmue_affectnet.yaml"
+ADAM = CONFIGS / "optim" / "adam.yaml"  # train.yaml's optim default, which the recipe's optim keys update
 # The original's code path: the uncertainty MLP and the BN-neck scale outside the optimizer.
 REPO_EXACT = {"stem": "msceleb", "train_ue_head": False, "train_bnneck_weight": False, "ramp_alpha": 6}
 
@@ -75,7 +77,7 @@ def fermix_run() -> dict:
     order = sorted(where, key=lambda k: int(where[k]))
 
     recipe = yaml.safe_load(RECIPE.read_text())
-    opt = build_optimizer(recipe["optim"], method.param_groups())
+    opt = build_optimizer({**yaml.safe_load(ADAM.read_text()), **recipe["optim"]}, method.param_groups())
     sched = build_scheduler(recipe["sched"], opt, recipe["trainer"]["max_epochs"])["scheduler"]
     scores: list[torch.Tensor] = []
     method.ue.register_forward_hook(lambda _m, _i, out: scores.append(out[0].detach().flatten()))

@@ -141,7 +141,7 @@ def run(
     state["centers"] = g["init/centers"]
     model.load_state_dict(state, strict=True)
 
-    optim_cfg = {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]}  # what method=iern sets (configs/method/iern.yaml)
+    optim_cfg = {"_target_": "torch.optim.Adam", "lr": 2e-4, "betas": [0.5, 0.999]}  # configs/method/iern.yaml
     pairs = model.configure_optimizers(lambda groups: (build_optimizer(optim_cfg, groups), None))
     optimizers = [opt for opt, _ in pairs]
     norms: dict[str, list[float]] = {}

@@ -275,7 +275,10 @@ def test_the_per_window_fix_does_not_reproduce_the_originals_frames(tmp_path) ->
 
     g = load(METHOD, "augment")
     seed = g["seeds"][0]
-    per_window = "data.augment.ops=[{name: random_crop}, {name: hflip, p: 0.5}]"
+    per_window = (
+        "data.augment.ops=[{_target_: fermix.data.augment_ops.RandomCrop}, "
+        "{_target_: torchvision.transforms.v2.RandomHorizontalFlip, p: 0.5}]"
+    )
     cfg = compose_job("train", ["experiment=multitask_rnn_affwild2", f"seed={seed}", per_window], tmp_path)
     torch.manual_seed(0)
     mean = torch.tensor([131.0912, 103.8827, 91.4953]).view(3, 1, 1)

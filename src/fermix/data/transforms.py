@@ -6,10 +6,11 @@ the published recipes do (e.g. 256 -> 224). The same settings are written into t
 as its preprocessing spec, so `fermix test` rebuilds exactly the eval pipeline.
 
 Training augmentation comes either from the simple keys of `data.augment` (random_crop, hflip,
-rotation, color_jitter) or, when `data.augment.ops` is a list, from that ordered list of ops, so a
-paper's recipe can be written in YAML (docs/augmentation.md). Every op accepts landmarks passed
-alongside as `tv_tensors.KeyPoints` (geometric ops move them, the others pass them through) and
-draws its randomness from torch's RNG only, which the dataset seeds per sample for exact resume.
+rotation, color_jitter) or, when `data.augment.ops` is a list, from that ordered list of ops, each
+named by `_target_` (augment_ops.py), so a paper's recipe can be written in YAML
+(docs/augmentation.md). Every op accepts landmarks passed alongside as `tv_tensors.KeyPoints`
+(geometric ops move them, the others pass them through) and draws its randomness from torch's RNG
+only, which the dataset seeds per sample for exact resume.
 """
 
 from __future__ import annotations

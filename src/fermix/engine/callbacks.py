@@ -1,5 +1,6 @@
-"""Callbacks: checkpoints (last + best on validation), early stopping, progress display, and the
-TensorBoard validation figures (engine/figures.py)."""
+"""Callbacks: checkpoints (last + best on validation), early stopping, progress display, the
+TensorBoard validation figures (engine/figures.py), and the Lightning callbacks a run names by
+`_target_` under `callbacks` (configs/train.yaml)."""
 
 from __future__ import annotations
 
@@ -195,5 +196,26 @@ def build_callbacks(
         from fermix.engine.figures import ValidationFigures  # TensorBoard pictures after each validation
 
         callbacks.append(ValidationFigures(sample_images=int(logger_cfg.get("sample_images", 16))))
+    callbacks += configured_callbacks(cfg.get("callbacks") or {})
     callbacks += progress_callbacks(str(cfg.get("progress", "auto")))
     return callbacks
+
+
+def configured_callbacks(entries: Mapping[str, Any]) -> list[Callback]:
+    """The run's own Lightning callbacks, `callbacks.<name>: {_target_: ..., <arguments>}` in the config.
+
+    The engine's callbacks above are built in code: each needs the run folder or reads keys that
+    other parts share (checkpoint.monitor, logger.figures). These are the ones a run adds by name."""
+    from fermix.errors import FermixError
+    from fermix.utils.targets import instantiate
+
+    built: list[Callback] = []
+    for name, entry in entries.items():
+        callback = instantiate(entry, f"callbacks.{name}")
+        if not isinstance(callback, Callback):
+            raise FermixError(
+                f"callbacks.{name}._target_ `{entry.get('_target_')}` is not a Lightning callback "
+                f"(it built {type(callback).__name__})"
+            )
+        built.append(callback)
+    return built

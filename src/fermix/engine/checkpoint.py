@@ -22,6 +22,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 import fermix
+from fermix.engine.legacy import upgrade_config
 from fermix.errors import FermixError
 from fermix.utils.io import atomic_path
 
@@ -45,7 +46,8 @@ def save_atomic(obj: Any, path: Path) -> None:
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu", mmap: bool = False) -> dict[str, Any]:
-    """Load and validate a fermix checkpoint, with one readable sentence for each way it can be wrong.
+    """Load and validate a fermix checkpoint, with one readable sentence for each way it can be wrong; its
+    stored config is upgraded to today's form (checkpoints written before `_target_` still work).
 
     `mmap=True` maps the tensors instead of reading them: a cheap look at the metadata."""
     path = Path(path)
@@ -67,6 +69,8 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu", mmap: bool = Fa
         )
     if "state_dict" not in ckpt:
         raise FermixError(f"{path} is a fermix checkpoint without weights")
+    if isinstance(meta.get("config"), dict):  # the config as today's code reads it (engine/legacy.py)
+        meta["config"] = upgrade_config(meta["config"])
     return ckpt
 
 

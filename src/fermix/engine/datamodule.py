@@ -44,8 +44,12 @@ class FermixDataModule(pl.LightningDataModule):
         data_cfg: Mapping[str, Any],
         seed: int = 0,
         wrapper: DatasetWrapper | None = None,
+        augment: bool = True,
     ) -> None:
         super().__init__()
+        # False (fermix test): every split gets the evaluation transform. Evaluation never augments, and a
+        # checkpoint's stored augmentation ops (`_target_`s) are then never built from an untrusted file.
+        self.augment = augment
         self.dataset_cfg = dataset_cfg
         self.data_cfg = data_cfg
         self.seed = seed
@@ -185,7 +189,7 @@ class FermixDataModule(pl.LightningDataModule):
         if split not in self._datasets:
             self.require_split(split)
             records = self.split_records(split)
-            transform = build_transform(self.data_cfg, train=split == "train")
+            transform = build_transform(self.data_cfg, train=self.augment and split == "train")
             dataset = RecordsDataset(records, self.adapter.load, transform, seed=self.seed)
             if self.wrapper is not None:
                 dataset = self.wrapper.wrap(dataset, records, self.frame_labels(split), split, self.seed)

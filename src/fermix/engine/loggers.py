@@ -24,6 +24,7 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from omegaconf import DictConfig
 
 from fermix.utils.io import atomic_write_text
+from fermix.utils.targets import call, instantiate, target_name
 
 
 @dataclass(frozen=True)
@@ -96,14 +97,26 @@ class ResumableCSVLogger(CSVLogger):
         return self._experiment
 
 
-def build_loggers(cfg: DictConfig, run_dir: Path, version: str = "", resume: ResumePoint | None = None) -> list[Any]:
-    """TensorBoard / CSV loggers; a staged method logs each stage under its own version folder."""
-    loggers: list[Any] = []
-    if cfg.logger.get("tensorboard"):
-        from lightning.pytorch.loggers import TensorBoardLogger
+def tensorboard(save_dir: str, name: str, version: str = "", resume: ResumePoint | None = None) -> Any:
+    """Lightning's TensorBoardLogger; a resumed run hides the old events from its global step on."""
+    from lightning.pytorch.loggers import TensorBoardLogger
 
-        extra = {"purge_step": resume.global_step} if resume else {}
-        loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version=version, **extra))
-    if cfg.logger.get("csv"):
-        loggers.append(ResumableCSVLogger(save_dir=str(run_dir), name="csv", version=version, resume=resume))
+    extra = {"purge_step": resume.global_step} if resume else {}
+    return TensorBoardLogger(save_dir=save_dir, name=name, version=version, **extra)
+
+
+def build_loggers(cfg: DictConfig, run_dir: Path, version: str = "", resume: ResumePoint | None = None) -> list[Any]:
+    """The loggers of `logger.targets` whose switch (`logger.<name>`, e.g. logger.csv) is not off.
+
+    Each target is called with the run folder, its name (the log's sub-folder), the version (a
+    staged method logs each stage under its own) and the resume point."""
+    logger_cfg = cfg.get("logger") or {}
+    loggers: list[Any] = []
+    for name, target in (logger_cfg.get("targets") or {}).items():
+        if not logger_cfg.get(name, True):
+            continue
+        where = f"logger.targets.{name}"
+        factory = instantiate(target, where, _partial_=True)
+        loggers.append(call(factory, where, target_name(target, where), save_dir=str(run_dir), name=str(name),
+                            version=version, resume=resume))  # fmt: skip
     return loggers

@@ -92,7 +92,7 @@ def run_test(cfg: DictConfig) -> dict[str, Any]:
             data_cfg[key] = cfg.data[key]
 
     wrapper = type(method).sample_wrapper(trained)  # data_cfg is trained.data
-    dm = FermixDataModule(dataset_cfg, data_cfg, seed=int(trained.seed), wrapper=wrapper)
+    dm = FermixDataModule(dataset_cfg, data_cfg, seed=int(trained.seed), wrapper=wrapper, augment=False)
     data_info = dm.build()
     dm.check_requires(method.requires, method.name)
     split = str(cfg.split)

@@ -19,6 +19,7 @@ from fermix.data.transforms import build_transform
 from fermix.data.writers import write
 from fermix.engine.build import build_method, plain
 from fermix.engine.datamodule import FermixDataModule
+from fermix.engine.optim import build_optimizer, build_scheduler
 from fermix.methods.au_align import AUAlign
 from fermix.registry import DATASETS
 from tests.conftest import assert_one_sentence_error
@@ -27,6 +28,7 @@ from tests.methods.au_align.faces import face
 
 AUGMENTATION_DOC = Path(__file__).resolve().parents[3] / "docs" / "augmentation.md"
 PAPER_RUNS = {"au_align_rafdb": ("imagefolder", 4.0), "au_align_affectnet": ("affectnet", 9.0)}
+STEP_LR = "torch.optim.lr_scheduler.StepLR"
 
 
 def _cfg(tmp_path, *overrides):
@@ -64,14 +66,17 @@ def test_paper_recipes(tmp_path, overrides, lam):
     cfg = _cfg(tmp_path, *overrides)
     assert cfg["method"]["lam"] == lam
     optim = cfg["optim"]
-    assert (optim["name"], optim["lr"], optim["momentum"], optim["nesterov"], optim["weight_decay"]) == (
-        "sgd", 0.002, 0.9, True, 5e-4)  # fmt: skip
-    assert (cfg["sched"]["name"], cfg["sched"]["step_size"], cfg["sched"]["gamma"]) == ("step", 4, 0.9)
+    assert (optim["_target_"], optim["lr"], optim["momentum"], optim["nesterov"], optim["weight_decay"]) == (
+        "torch.optim.SGD", 0.002, 0.9, True, 5e-4)  # fmt: skip
+    assert (cfg["sched"]["_target_"], cfg["sched"]["step_size"], cfg["sched"]["gamma"]) == (STEP_LR, 4, 0.9)
+    opt = build_optimizer(optim, [{"params": [torch.nn.Parameter(torch.zeros(1))]}])  # adam's betas are not passed
+    assert isinstance(opt, torch.optim.SGD) and opt.defaults["nesterov"] and "betas" not in opt.defaults
+    assert isinstance(build_scheduler(cfg["sched"], opt, 20)["scheduler"], torch.optim.lr_scheduler.StepLR)
     assert cfg["trainer"]["max_epochs"] == 20 and cfg["data"]["batch_size"] == 224
     assert cfg["data"]["image_size"] == 224 and cfg["data"]["mean"] == [0.485, 0.456, 0.406]
-    names = [op if isinstance(op, str) else op["name"] for op in cfg["data"]["augment"]["ops"]]
-    assert names == ["rotation", "random_resized_crop", "hflip", "grayscale", "color_jitter", "to_float",
-                     "random_erasing", "normalize"]  # fmt: skip
+    names = [op["_target_"].rpartition(".")[2] for op in cfg["data"]["augment"]["ops"]]
+    assert names == ["Rotation", "RandomResizedCrop", "RandomHorizontalFlip", "RandomGrayscale", "ColorJitter",
+                     "ToFloat", "RandomErasing", "Normalize"]  # fmt: skip
     train = build_transform(cfg["data"], train=True)
     assert any(isinstance(t, v2.RandomResizedCrop) for t in train.transforms)
     rows = pd.DataFrame([{"sample_id": "s"}])
@@ -113,9 +118,9 @@ def test_paper_experiment_composes_backbone_method_dataset_and_recipe(tmp_path, 
     assert (cfg["backbone"]["name"], cfg["backbone"]["pretrained"]) == ("resnet50", "IMAGENET1K_V1")  # as the original
     assert (cfg["trainer"]["accelerator"], cfg["trainer"]["precision"]) == ("gpu", "16-mixed")  # the paper's AMP
     optim, sched = cfg["optim"], cfg["sched"]
-    assert (optim["name"], optim["lr"], optim["momentum"], optim["nesterov"], optim["weight_decay"]) == (
-        "sgd", 0.002, 0.9, True, 5e-4)  # fmt: skip
-    assert (sched["name"], sched["step_size"], sched["gamma"]) == ("step", 4, 0.9)
+    assert (optim["_target_"], optim["lr"], optim["momentum"], optim["nesterov"], optim["weight_decay"]) == (
+        "torch.optim.SGD", 0.002, 0.9, True, 5e-4)  # fmt: skip
+    assert (sched["_target_"], sched["step_size"], sched["gamma"]) == (STEP_LR, 4, 0.9)
     assert (cfg["trainer"]["max_epochs"], cfg["data"]["batch_size"], cfg["data"]["image_size"]) == (20, 224, 224)
     assert cfg["trainer"]["gradient_clip_val"] is None
     method = _built(cfg).eval()

@@ -113,9 +113,9 @@ def test_joint_augmentation_keeps_image_landmarks_and_map_together():
     data = {
         "image_size": 224, "resize": 256, "mean": [0.0] * 3, "std": [1.0] * 3, "interpolation": "bilinear",
         "augment": {"ops": [
-            {"name": "rotation", "degrees": 6, "p": 1.0},
-            {"name": "random_resized_crop", "scale": [0.8, 1.0], "ratio": [1.0, 1.0]},
-            {"name": "hflip", "p": 1.0},
+            {"_target_": "fermix.data.augment_ops.Rotation", "degrees": 6, "p": 1.0},
+            {"_target_": "fermix.data.augment_ops.RandomResizedCrop", "scale": [0.8, 1.0], "ratio": [1.0, 1.0]},
+            {"_target_": "torchvision.transforms.v2.RandomHorizontalFlip", "p": 1.0},
         ]},
     }  # fmt: skip
     transform = build_transform(data, train=True)

@@ -89,7 +89,7 @@ def test_mosei_regression_warns_and_its_kl_is_zero_so_the_constants_never_move()
     b = batch(4, task="mosei7")
     terms = method.training_step(b)
     assert terms["kl"].item() == 0.0
-    optimizer = build_optimizer({"name": "adam", "lr": 2e-3}, method.param_groups())
+    optimizer = build_optimizer({"_target_": "torch.optim.Adam", "lr": 2e-3}, method.param_groups())
     (terms["cls"] + terms["kl"]).backward()
     optimizer.step()
     assert all(c.item() == 0.25 for c in method.constants.values())
@@ -97,7 +97,7 @@ def test_mosei_regression_warns_and_its_kl_is_zero_so_the_constants_never_move()
 
 def test_cls_mosei_constants_do_move():
     method = build(mosei_info()).train()
-    optimizer = build_optimizer({"name": "adam", "lr": 2e-3}, method.param_groups())
+    optimizer = build_optimizer({"_target_": "torch.optim.Adam", "lr": 2e-3}, method.param_groups())
     terms = method.training_step(batch(4, task="mosei7"))
     (terms["cls"] + terms["kl"]).backward()
     optimizer.step()

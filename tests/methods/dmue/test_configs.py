@@ -40,8 +40,9 @@ def test_experiment_carries_the_paper_recipe(composed):
     assert cfg["method"]["ramp_alpha"] == RUNS[name][4] and cfg["method"]["sp_weight"] == 1000
     assert cfg["data"]["batch_size"] == 72 and cfg["trainer"]["max_epochs"] == 36
     assert (cfg["data"]["image_size"], cfg["data"]["resize"]) == (224, 256)
-    assert cfg["optim"]["name"] == "adam" and cfg["optim"]["weight_decay"] == 1e-4
-    assert cfg["sched"]["name"] == "table" and set(cfg["sched"]["groups"]) == {"base", "classifiers"}
+    assert cfg["optim"]["_target_"] == "torch.optim.Adam" and cfg["optim"]["weight_decay"] == 1e-4
+    assert cfg["sched"]["_target_"] == "fermix.engine.schedulers.table"
+    assert set(cfg["sched"]["groups"]) == {"base", "classifiers"}
 
 
 @pytest.mark.parametrize("name", ["dmue_rafdb", "dmue_affectnet"])

@@ -37,7 +37,7 @@ def test_recipe_loop_settings(recipe):
     assert (cfg["data"]["image_size"], cfg["data"]["resize"]) == (224, 256)
     assert cfg["data"]["mean"] == [0.5] * 3 and cfg["data"]["std"] == [0.5] * 3
     assert cfg["method"]["ramp_alpha"] == alpha and cfg["method"]["sp_weight"] == 1000
-    assert cfg["optim"]["name"] == "adam" and cfg["optim"]["weight_decay"] == 1e-4
+    assert cfg["optim"]["_target_"] == "torch.optim.Adam" and cfg["optim"]["weight_decay"] == 1e-4
     if classes:
         assert cfg["dataset"]["classes"] == classes
 

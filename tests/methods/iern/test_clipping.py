@@ -27,7 +27,8 @@ def _feature_step_grads(clip: dict[str, Any]) -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
     info = DataInfo(get_label_space("mixbasic6"), frozenset({"image", "expr", "domain"}), image_size=32, num_domains=3)
     method = IERN(IERNConfig(channels=8), info, {"name": "small_cnn", "width": 8})
-    module = FermixModule(method, {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]}, {"name": "none"}, {}, clip=clip)
+    adam = {"_target_": "torch.optim.Adam", "lr": 2e-4, "betas": [0.5, 0.999]}
+    module = FermixModule(method, adam, {"_target_": None}, {}, clip=clip)
     seen: dict[str, torch.Tensor] = {}
     build = module.configure_optimizers
 

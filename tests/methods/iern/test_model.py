@@ -51,11 +51,11 @@ class Handle:
 
     def __init__(self, model: IERN, sched_cfg: dict | None = None, max_epochs: int = 1) -> None:
         self.model = model
-        optim_cfg = {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]}
+        optim_cfg = {"_target_": "torch.optim.Adam", "lr": 2e-4, "betas": [0.5, 0.999]}
 
         def factory(groups):
             opt = build_optimizer(optim_cfg, groups)
-            return opt, build_scheduler(sched_cfg or {"name": "none"}, opt, max_epochs)
+            return opt, build_scheduler(sched_cfg or {"_target_": None}, opt, max_epochs)
 
         self.pairs = model.configure_optimizers(factory)
         self.grads: dict[int, set[str]] = {}
@@ -313,7 +313,8 @@ def test_confusion_loss_is_zero_exactly_for_uniform_outputs_and_near_zero_at_ini
 
 def test_lr_factors_over_160_epochs_follow_warmup_then_linear_decay():
     m = _small()
-    sched_cfg = {"name": "warmup_linear", "warmup_epochs": 5, "hold_epochs": 15, "decay_epochs": 140}
+    warmup_linear = "fermix.engine.schedulers.warmup_linear"
+    sched_cfg = {"_target_": warmup_linear, "warmup_epochs": 5, "hold_epochs": 15, "decay_epochs": 140}
     handle = Handle(m, sched_cfg, max_epochs=160)
     expected = [0.2, 0.4, 0.6, 0.8, 1.0] + [1.0] * 15 + [1 - i / 141 for i in range(1, 141)]
     seen: list[list[list[float]]] = []

@@ -19,7 +19,7 @@ from fermix.methods.iern.model import CLS, DIS, FEAT
 
 class Handle:
     def __init__(self, model: IERN) -> None:
-        cfg = {"name": "adam", "lr": 1e-2, "betas": [0.5, 0.999]}  # a large lr, so any difference shows
+        cfg = {"_target_": "torch.optim.Adam", "lr": 1e-2, "betas": [0.5, 0.999]}  # a large lr, so any difference shows
         self.opts = [opt for opt, _ in model.configure_optimizers(lambda g: (build_optimizer(cfg, g), None))]
 
     def optimizer(self, index: int):

@@ -21,7 +21,7 @@ from tests.engine.runner import compose_job, run_train_in_process
 
 BACKBONE = {"name": "small_cnn", "width": 8}
 T = 4
-ADAM = {"name": "adam", "lr": 1e-4, "betas": [0.5, 0.999], "weight_decay": 0.0}
+ADAM = {"_target_": "torch.optim.Adam", "lr": 1e-4, "betas": [0.5, 0.999], "weight_decay": 0.0}
 
 
 def info() -> DataInfo:
