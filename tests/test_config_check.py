@@ -116,7 +116,8 @@ def test_a_wrong_typed_value_is_one_sentence(override, message):
 @pytest.mark.parametrize(
     "overrides",
     [["optim.lr=1"], ["trainer.max_epochs=null"], ["checkpoint.monitor=null"], ["trainer.devices=auto"],
-     ["trainer.precision=16"], ["dataset=imagefolder", "dataset.classes=[a,b]"], ["data.augment.ops=[{_target_: torchvision.transforms.v2.RandomHorizontalFlip}]"],
+     ["trainer.precision=16"], ["dataset=imagefolder", "dataset.classes=[a,b]"],
+     ["data.augment.ops=[{_target_: torchvision.transforms.v2.RandomHorizontalFlip}]"],
      ["data.augment.rotation=7.5"], ["hydra.run.dir=somewhere"], ["hydra/job_logging=none"],
      ["+trainer.fast_dev_run=true"], ["trainer.overfit_batches=2"], ["++trainer.max_epochs=2"], ["~early_stopping"]],
     ids=lambda o: " ".join(o),
