@@ -141,6 +141,105 @@ class FerPlusSchema(BackboneSchema):
 BACKBONE_SCHEMAS = {"small_cnn": SmallCNNSchema, "resnet50_ferplus": FerPlusSchema}  # the others: ResNetSchema
 
 
+class Interval(StrEnum):
+    epoch = "epoch"
+    step = "step"
+
+
+class TableMode(StrEnum):
+    lr = "lr"
+    scale = "scale"
+
+
+@dataclass
+class PartialSchema:
+    """A leaf object built by `_target_` (fermix.utils.targets); the engine supplies the rest."""
+
+    _target_: str | None = None
+    _partial_: bool = True
+
+
+@dataclass
+class AdamSchema(PartialSchema):
+    lr: float = 1.0e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.0
+
+
+@dataclass
+class SGDSchema(PartialSchema):
+    lr: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5.0e-4
+
+
+@dataclass
+class NoSchedSchema:
+    _target_: str | None = None
+
+
+@dataclass
+class SchedSchema(PartialSchema):
+    interval: Interval = Interval.epoch  # Lightning's: step per epoch or per optimizer step
+
+
+@dataclass
+class CosineSchema(SchedSchema):
+    t_max: int | None = None
+    eta_min: float = 0.0
+
+
+@dataclass
+class StepSchema(SchedSchema):
+    step_size: int = 10
+    gamma: float = 0.1
+
+
+@dataclass
+class MultiStepSchema(SchedSchema):
+    milestones: list[int] = field(default_factory=lambda: [30, 60])
+    gamma: float = 0.1
+
+
+@dataclass
+class WarmupLinearSchema(SchedSchema):
+    warmup_epochs: int = 5
+    hold_epochs: int = 15
+    decay_epochs: int = 140
+
+
+@dataclass
+class PlateauSchema(PartialSchema):
+    monitor: str = "val/acc"
+    mode: Mode = Mode.max
+    factor: float = 0.1
+    patience: int = 10
+
+
+@dataclass
+class TableSchema(PartialSchema):
+    mode: TableMode = TableMode.lr
+    groups: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LoggerSchema:
+    tensorboard: bool = True
+    csv: bool = True
+    figures: bool = True
+    sample_images: int = 16
+    targets: dict[str, Any] = field(default_factory=dict)
+
+
+LEAF_SCHEMAS = {
+    "optim": {"adam": AdamSchema, "adamw": AdamSchema, "sgd": SGDSchema},
+    "sched": {"none": NoSchedSchema, "cosine": CosineSchema, "step": StepSchema, "multistep": MultiStepSchema,
+              "warmup_linear": WarmupLinearSchema, "plateau": PlateauSchema, "table": TableSchema},
+    "logger": {"default": LoggerSchema},
+}  # fmt: skip
+
+
 @dataclass
 class TrainSchema:
     seed: int = 42
@@ -176,6 +275,9 @@ def register(config_dir: Path | None = None) -> None:
     store.store(name="train_schema", node=TrainSchema)
     store.store(group="schema/trainer", name="default", node=TrainerSchema)
     store.store(group="schema/paths", name="default", node=PathsSchema)
+    for group, schemas in LEAF_SCHEMAS.items():
+        for name, schema in schemas.items():
+            store.store(group=f"schema/{group}", name=name, node=schema)
     for name in BACKBONES.names():
         store.store(group="schema/backbone", name=name, node=BACKBONE_SCHEMAS.get(name, ResNetSchema)(name=name))
     for name in METHODS.names():
