@@ -17,10 +17,8 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from fermix.methods.base import DatasetWrapper, MethodConfig
-from fermix.registry import METHODS, Entry
-from tests.engine.runner import compose_job, quick_overrides, run_train_in_process
+from tests.engine.runner import compose_job, train_toy_method
 from tests.engine.toy_methods import PixelLinear
-from tests.helpers import write_image_folder
 
 
 class Pairs(Dataset):
@@ -88,14 +86,10 @@ class PairMean(PixelLinear):
 
 @pytest.fixture
 def pair_run(monkeypatch, tmp_path):
-    monkeypatch.setitem(METHODS._entries, "pair_mean", Entry("tests.test_dataset_wrappers:PairMean", "toy"))
-    folder = write_image_folder(tmp_path / "faces", per_class=4, size=32, splits=("train", "val", "test"))
-    run = tmp_path / "run"
-    extra = ["method=pair_mean", "trainer.max_epochs=1"]
     PairWrapper.wrapped.clear()
     PairMean.batch_images.clear()
-    run_train_in_process(quick_overrides(folder, *extra, "+data.pairs=true"), run)
-    return run / "checkpoints" / "best.ckpt"
+    toy = "tests.test_dataset_wrappers:PairMean"
+    return train_toy_method(monkeypatch, tmp_path, "pair_mean", toy, "+data.pairs=true")
 
 
 def test_a_toy_methods_wrapper_feeds_training_and_testing_its_own_samples(pair_run, tmp_path):

@@ -15,12 +15,9 @@ import pytest
 from fermix.errors import FermixError
 from fermix.methods.base import MethodConfig
 from fermix.protocols import EvalContext, EvalProtocol, declared, describe
-from fermix.registry import DATASETS, METHODS, Entry
-from tests.engine.runner import compose_job, quick_overrides, run_train_in_process
+from fermix.registry import DATASETS, METHODS
+from tests.engine.runner import compose_job, train_toy_method
 from tests.engine.toy_methods import PixelLinear
-from tests.helpers import write_image_folder
-
-TOY = ["trainer.max_epochs=1"]
 
 
 class FlipTest(EvalProtocol):
@@ -56,11 +53,7 @@ class FlipAware(PixelLinear):
 
 @pytest.fixture
 def flip_run(monkeypatch, tmp_path):
-    monkeypatch.setitem(METHODS._entries, "flip_aware", Entry("tests.test_protocols:FlipAware", "toy"))
-    folder = write_image_folder(tmp_path / "faces", per_class=4, size=32, splits=("train", "val", "test"))
-    run = tmp_path / "run"
-    run_train_in_process(quick_overrides(folder, "method=flip_aware"), run)
-    return run / "checkpoints" / "best.ckpt"
+    return train_toy_method(monkeypatch, tmp_path, "flip_aware", "tests.test_protocols:FlipAware")
 
 
 def test_a_toy_methods_protocol_runs_under_its_own_key_and_lands_in_the_summary(flip_run, tmp_path):

@@ -52,3 +52,15 @@ def quick_overrides(root: Path, *extra: str) -> list[str]:
         "progress=none",
         *extra,
     ]
+
+
+def train_toy_method(monkeypatch: Any, tmp_path: Path, name: str, target: str, *extra: str) -> Path:
+    """Register the toy method `target` (module:Class) as `name` for this test, train it for one epoch on a
+    tiny image folder (tmp_path/faces) and return its best.ckpt."""
+    from fermix.registry import METHODS, Entry
+    from tests.helpers import write_image_folder
+
+    monkeypatch.setitem(METHODS._entries, name, Entry(target, "toy"))
+    folder = write_image_folder(tmp_path / "faces", per_class=4, size=32, splits=("train", "val", "test"))
+    run_train_in_process(quick_overrides(folder, f"method={name}", "trainer.max_epochs=1", *extra), tmp_path / "run")
+    return tmp_path / "run" / "checkpoints" / "best.ckpt"
