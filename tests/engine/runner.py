@@ -64,3 +64,12 @@ def train_toy_method(monkeypatch: Any, tmp_path: Path, name: str, target: str, *
     folder = write_image_folder(tmp_path / "faces", per_class=4, size=32, splits=("train", "val", "test"))
     run_train_in_process(quick_overrides(folder, f"method={name}", "trainer.max_epochs=1", *extra), tmp_path / "run")
     return tmp_path / "run" / "checkpoints" / "best.ckpt"
+
+
+def composed_group(group: str, option: str) -> dict[str, Any]:
+    """One config group's option as `fermix train` composes it (schema defaults and YAML values together)."""
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"{group}={option}"])
+    return OmegaConf.to_container(cfg[group], resolve=False, enum_to_str=True)

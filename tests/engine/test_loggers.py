@@ -4,17 +4,16 @@ the loggers are built from configs/logger's `_target_` entries, each switched on
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import OmegaConf
 
 from fermix.engine.checkpoint import FORMAT, FORMAT_VERSION, save_atomic
 from fermix.engine.loggers import ResumableCSVLogger, ResumePoint, build_loggers
 from fermix.errors import FermixError
+from tests.engine.runner import composed_group
 
 # What a killed run left: epoch 0 (steps 0-41, checkpoint at global step 42), then the start of
 # epoch 1: the learning-rate monitor's row (no epoch) at step 42 and one training step, and a torn line.
@@ -27,7 +26,7 @@ BEFORE_KILL = """epoch,lr-Adam/all,step,train/loss_step,val/acc
 1,,5"""
 
 
-LOGGER = yaml.safe_load((Path(__file__).resolve().parents[2] / "configs" / "logger" / "default.yaml").read_text())
+LOGGER = composed_group("logger", "default")
 
 
 def _cfg(**switches):

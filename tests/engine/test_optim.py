@@ -7,15 +7,16 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from fermix.engine.optim import build_optimizer, build_scheduler
 from fermix.engine.schedulers import lr_table
 from fermix.errors import FermixError
+from tests.engine.runner import composed_group
 
 pytestmark = pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
 
 # DMUE's config.py tables (spec §3.1): [until_epoch, lr] steps.
+
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 ADAM = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3}
 TABLE = {"_target_": "fermix.engine.schedulers.table", "_partial_": True}
@@ -118,7 +119,7 @@ def test_step_tables_expand_to_per_epoch_values():
 
 # --- every config file, and the user-facing keys --------------------------------------------------
 def _config(group: str, name: str) -> dict:
-    return yaml.safe_load((CONFIGS / group / f"{name}.yaml").read_text(encoding="utf-8"))
+    return composed_group(group, name)
 
 
 OPTIMS = sorted(p.stem for p in (CONFIGS / "optim").glob("*.yaml"))
