@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from fermix.cli import config_dir
-from fermix.config_check import _untyped_problem, check_overrides
+from fermix.config_check import check_overrides
 from fermix.errors import FermixError
 
 
@@ -22,23 +22,7 @@ def refused(*args: str, name: str = "train") -> str:
     return message
 
 
-# --- groups without a schema yet: their YAML default's type ------------------------------------
-@pytest.mark.parametrize(
-    ("default", "value", "problem"),
-    [
-        (10, 3, None), (10, "abc", "an integer"), (10, 1.5, "an integer"), (10, True, "an integer"),
-        (0.5, 1, None), (0.5, 0.25, None), (0.5, "yes", "a number"), (0.5, False, "a number"),
-        (True, False, None), (True, 1, "true or false"), (True, "yes", "true or false"),
-        ("val/acc", "val/loss", None), ("v1", 2, None), ("v1", True, "a string"), ("v1", [1], "a string"),
-        ([0.5, 0.5], [1, 2], None), ([0.5, 0.5], 0.5, "a list such as [a, b]"),
-        ({}, {"a": 1}, None), ({}, 3, "a mapping such as {key: value}"),
-        (None, "anything", None), ("${paths.data_dir}/x", 3, None), (10, None, None), ("val/acc", None, None),
-    ],
-)  # fmt: skip
-def test_a_value_of_a_group_without_schema_must_have_its_defaults_type(default, value, problem):
-    assert _untyped_problem(value, default) == problem
-
-
+# --- types and closed choices come from the schemas (fermix.config_schema) -----------------------------
 def test_trainer_keys_that_lightning_reads_more_widely_take_more_than_their_defaults_type():
     check("trainer.devices=auto", "trainer.precision=16", "trainer.deterministic=warn")
     check("trainer.devices=[0,1]")

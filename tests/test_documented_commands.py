@@ -448,7 +448,6 @@ def _check_test_dataset_keys(overrides: Sequence[str], trained: str | None) -> N
     """`fermix test ckpt=X dataset.K=V` adjusts the checkpoint's own dataset config, which Hydra
     cannot check: K must be an option of that dataset (of some dataset, when the doc's checkpoint
     path does not say which), with a value of its type."""
-    from fermix.config_check import _untyped_problem
 
     names = [trained] if trained else _options("dataset")
     for line in overrides:
@@ -460,7 +459,7 @@ def _check_test_dataset_keys(overrides: Sequence[str], trained: str | None) -> N
             default = _dataset_option(name, key.split(".")[1:])
             if default is _ABSENT:
                 problems.append(f"dataset {name} has no option {key}")
-            elif problem := _untyped_problem(_parse_value(value), default):
+            elif problem := _type_problem(_parse_value(value), default):
                 problems.append(f"{key} must be {problem} for dataset {name}, got `{value}`")
             else:
                 break
@@ -469,6 +468,18 @@ def _check_test_dataset_keys(overrides: Sequence[str], trained: str | None) -> N
 
 
 _ABSENT = object()
+
+
+def _type_problem(value: Any, default: Any) -> str | None:
+    """What `value` must be to replace a dataset option's YAML `default` (null and interpolations take anything)."""
+    if value is None or default is None or (isinstance(default, str) and "${" in default):
+        return None
+    kinds = [(bool, (bool,), "true or false"), (int, (int,), "an integer"), (float, (int, float), "a number")]
+    kinds += [(str, (str, int, float), "a string"), (list, (list,), "a list"), (dict, (dict,), "a mapping")]
+    for kind, ok, words in kinds:
+        if isinstance(default, kind):
+            return None if isinstance(value, ok) and (kind is bool or not isinstance(value, bool)) else words
+    return None
 
 
 @cache

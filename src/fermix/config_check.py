@@ -1,191 +1,121 @@
-"""Overrides judged by Hydra's own composition (typed by fermix.config_schema) before a job starts,
-its refusal turned into one sentence instead of a page or a run that crashes after its folder exists.
-
-A multirun composes once per value of each enumerable sweep; sweeps over groups or ranges are left to
-the jobs. Groups without a schema yet (dataset, backbone, optim, sched, logger) are judged by their
-YAML default's type (`_untyped_problem`) until they have one.
-"""
+"""Overrides judged by Hydra's own composition (typed by fermix.config_schema) before a job starts: its refusal
+becomes one sentence instead of a page, or a run that crashes after its folder exists."""
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
 from fermix.errors import FermixError
 
-_CHECKED_FLAGS = {"-m", "--multirun", "-r", "--run"}  # any other flag (--help, --cfg ...) only reports
+_ABSENT = object()
 _KINDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false"}
 _KINDS["ListConfig"] = "a list such as [a, b]"
+_SWEEPS = ("SIMPLE_CHOICE_SWEEP", "CHOICE_SWEEP", "RANGE_SWEEP")  # the sweeps whose values can be listed
 
 
 def check_overrides(args: Sequence[str], config_dir: Path, config_name: str) -> None:
-    """Raise FermixError naming the first override that cannot work; return when all can."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import OverrideParseException
-
-    if any(a.startswith("-") and a not in _CHECKED_FLAGS for a in args):
-        return
-    lines = [a for a in args if not a.startswith("-")]
-    try:
-        parsed = OverridesParser.create().parse_overrides(lines)
-    except OverrideParseException as exc:
-        line = next(x for x in lines if _unparsable(x))
-        reason = [r for r in str(exc).splitlines() if r.strip() and not r.startswith(("Error parsing", "See h"))]
-        raise FermixError(f"cannot read the override `{line}` ({reason[0].strip().rstrip('.')}); write key=value, "
-                          "quoting values with spaces or special characters") from None  # fmt: skip
-    mine = [o for o in parsed if not o.key_or_group.startswith(("hydra.", "hydra/"))]
-    sweeps = [o for o in mine if o.is_sweep_override()]
+    """Raise FermixError naming the first override that cannot work. A `-m` sweep is composed once per value
+    of each listable sweep; sweeps over groups, intervals or globs are left to Hydra, which composes each job."""
+    if any(a.startswith("-") and a not in ("-m", "--multirun", "-r", "--run") for a in args):
+        return  # --help, --cfg job, --info ...: Hydra only reports
+    parsed = []
+    for line in (a for a in args if not a.startswith("-")):
+        try:
+            parsed += OverridesParser.create().parse_overrides([line])
+        except OverrideParseException as exc:
+            why = str(exc).splitlines()[0].strip().rstrip(".")
+            raise FermixError(f"cannot read the override `{line}` ({why}); write key=value, quoting values "
+                              "with spaces or special characters") from None  # fmt: skip
+    parsed = [o for o in parsed if not o.key_or_group.startswith("hydra")]
+    sweeps = [o for o in parsed if o.is_sweep_override()]
     if sweeps and not {"-m", "--multirun"} & set(args):
-        raise FermixError(
-            f"`{sweeps[0].input_line}` gives several values, which only a sweep takes: add -m to run one job per "
-            "value, or write a list as [a,b] or a string with commas in quotes"
-        )
-    enumerable = ("SIMPLE_CHOICE_SWEEP", "CHOICE_SWEEP", "RANGE_SWEEP")
-    if any(o.value_type.name not in enumerable or (config_dir / o.key_or_group).is_dir() for o in sweeps):
-        return  # a sweep over config groups, intervals or globs: each job is composed (and checked) by Hydra
-    first = {id(o): f"{o.key_or_group}={next(iter(o.sweep_string_iterator()))}" for o in sweeps}
-    jobs = [[first.get(id(o), o.input_line) for o in mine]]
-    for o in sweeps:
-        for v in o.sweep_string_iterator():
-            jobs.append([f"{o.key_or_group}={v}" if x is o else first.get(id(x), x.input_line) for x in mine])
-    groups = [line for line in jobs[0] if (config_dir / _key(line)).is_dir()]
-    for job in jobs:
-        _judge(config_dir, config_name, job, groups)
+        raise FermixError(f"`{sweeps[0].input_line}` gives several values, which only a sweep takes: add -m to run "
+                          "one job per value, or write a list as [a,b] or a string with commas in quotes")  # fmt: skip
+    if any(o.value_type.name not in _SWEEPS or (config_dir / o.key_or_group).is_dir() for o in sweeps):
+        return
+    values = {id(o): [f"{o.key_or_group}={v}" for v in o.sweep_string_iterator()] for o in sweeps}
+    first = [values[id(o)][0] if id(o) in values else o.input_line for o in parsed]
+    jobs = [[v if x is o else f for x, f in zip(parsed, first, strict=True)] for o in sweeps for v in values[id(o)]]
+    for job in jobs or [first]:
+        _compose(config_dir, config_name, job)
+
+
+def _compose(config_dir: Path, config_name: str, overrides: list[str]) -> Any:
+    """Hydra's composition of one job; its refusal as one sentence about the override it names."""
+    GlobalHydra.instance().clear()  # a job that ran earlier in this process leaves Hydra initialised
+    try:
+        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+            return compose(config_name=config_name, overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as exc:
+        groups = [line for line in overrides if (config_dir / _key(line)).is_dir()]
+        raise FermixError(_sentence(exc, lambda: _compose(config_dir, config_name, groups), overrides)) from None
 
 
 def _key(line: str) -> str:
     return line.lstrip("+~").partition("=")[0]
 
 
-def _unparsable(line: str) -> bool:
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    try:
-        OverridesParser.create().parse_overrides([line])
-    except Exception:
-        return True
-    return False
-
-
-def _compose(config_dir: Path, config_name: str, overrides: list[str]) -> Any:
-    """Hydra's composition of one job; its refusal as one sentence about the override it names."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException, MissingConfigException
-    from omegaconf.errors import OmegaConfBaseException
-
-    GlobalHydra.instance().clear()  # a job that ran earlier in this process leaves Hydra initialised
-    try:
-        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-            return compose(config_name=config_name, overrides=overrides)
-    except MissingConfigException as exc:
-        group, _, choice = str(getattr(exc, "missing_cfg_file", "") or "").rpartition("/")
-        options = list(getattr(exc, "options", None) or [])
-        if not (group and options):
-            raise FermixError(str(exc).strip().splitlines()[0]) from None
-        close = difflib.get_close_matches(choice, options, n=1)
-        hint = f" (did you mean `{close[0]}`?)" if close else ""
-        raise FermixError(f"unknown {group} `{choice}`{hint}; choose from {', '.join(options)}") from None
-    except (HydraException, OmegaConfBaseException) as exc:
-        groups = [line for line in overrides if (config_dir / _key(line)).is_dir()]
-        raise FermixError(_sentence(exc, lambda: _compose(config_dir, config_name, groups), overrides)) from None
-
-
-def _judge(config_dir: Path, config_name: str, job: list[str], groups: list[str]) -> None:
-    """Compose one job, then judge the values of groups without a schema by their defaults' types."""
-    cfg, base = _compose(config_dir, config_name, job), None
-    for line in job:
-        key, _, value = line.partition("=")
-        if "." in key and not key.startswith(("+", "~")) and _untyped(cfg, key):
-            base = base if base is not None else _compose(config_dir, config_name, groups)
-            default = _select(base, key)
-            if (problem := _untyped_problem(_select(cfg, key), default)) is not None:
-                raise FermixError(f"{key} must be {problem} (its default is {_text(default)}), got `{value}`")
-
-
-def _sentence(exc: BaseException, base: Any, job: list[str]) -> str:
-    cause = exc.__cause__ or exc
+def _sentence(exc: BaseException, base: Callable[[], Any], job: list[str]) -> str:
+    """Hydra's refusal `exc` of `job` as one sentence; `base()` composes the job's group choices alone."""
+    cause, text = exc.__cause__ or exc, str(exc)
+    if isinstance(exc, MissingConfigException) and "/" in str(exc.missing_cfg_file) and exc.options:
+        group, _, choice = str(exc.missing_cfg_file).rpartition("/")
+        close = "".join(f" (did you mean `{c}`?)" for c in difflib.get_close_matches(choice, exc.options, n=1))
+        return f"unknown {group} `{choice}`{close}; choose from {', '.join(exc.options)}"
     message, key = str(getattr(cause, "msg", cause)), str(getattr(cause, "full_key", "") or "")
     line = next((x for x in job if _key(x) == key or _key(x).startswith(key + ".")), None)
-    if "Error merging override " in str(exc):  # Hydra names the override it was applying
-        line = str(exc).split("Error merging override ", 1)[1].splitlines()[0].strip()
-    if "already at" in str(exc):
-        added = next(x for x in job if x.startswith("+") and x[1:].split("=")[0] in str(exc))
-        return f"`{added}` adds {added[1:].split('=')[0]}, which exists already; write {added[1:]} to change it"
-    if "Could not delete" in str(exc):
-        deleted = next(x for x in job if x.startswith("~"))
-        return f"`{deleted}` deletes {deleted[1:].split('=')[0]}, which the config does not have"
-    if (line and _key(line) != key) or "not in" in message or "Key '" in message:  # deeper than a value / unknown
-        return _unknown_key(base(), _key(line), line) if line else _unknown_key(base(), key, None)
-    default = f" (its default is {_text(_select(base(), key))})"
+    if "Error merging override " in text:  # Hydra names the override it was applying
+        line = text.split("Error merging override ", 1)[1].splitlines()[0].strip()
+    if (added := next((x for x in job if x.startswith("+") and _key(x) in text), None)) and "already at" in text:
+        return f"`{added}` adds {_key(added)}, which exists already; write {added[1:]} to change it"
+    if (deleted := next((x for x in job if x.startswith("~")), None)) and "Could not delete" in text:
+        return f"`{deleted}` deletes {_key(deleted)}, which the config does not have"
+    if (line and _key(line) != key) or "not in" in message or "Key '" in message:
+        return _unknown_key(base(), _key(line) if line else key, line)
+    if not key:
+        return text.strip().splitlines()[0].rstrip(".")
+    default = OmegaConf.select(base(), key, throw_on_resolution_failure=False)
+    default = OmegaConf.to_container(default) if OmegaConf.is_config(default) else default
     return value_sentence(key, (line or "").partition("=")[2], message, default)
 
 
-def value_sentence(key: str, got: Any, message: str, default: str = "") -> str:
+def value_sentence(key: str, got: Any, message: str, default: Any = _ABSENT) -> str:
     """OmegaConf's refusal of a value (its ValidationError message) as one sentence."""
+    shown = f"`{default}`" if isinstance(default, str) else default
+    shown = str(shown).lower() if isinstance(default, bool) else shown
+    its = f" (its default is {shown})" if default is not _ABSENT else ""
     if "is not Optional" in message:
-        return f"{key} cannot be null{default}"
+        return f"{key} cannot be null{its}"
     if "expected one of" in message:
-        return f"{key}={got} is not one of {message.split('[')[1].split(']')[0]}{default}"
-    kind = next((words for name, words in _KINDS.items() if name in message), _MAPPING)
-    return f"{key} must be {kind}{default}, got `{got}`"
-
-
-def _select(cfg: Any, key: str) -> Any:
-    from omegaconf import OmegaConf
-
-    node = OmegaConf.select(cfg, key, throw_on_resolution_failure=False)
-    return OmegaConf.to_container(node) if OmegaConf.is_config(node) else node
-
-
-def _untyped(cfg: Any, key: str) -> bool:
-    """True when the key's group has no schema yet (its node is a plain mapping)."""
-    from omegaconf import OmegaConf
-
-    parent = OmegaConf.select(cfg, key.rpartition(".")[0])
-    return OmegaConf.is_dict(parent) and OmegaConf.get_type(parent) is dict
-
-
-def _untyped_problem(value: Any, default: Any) -> str | None:
-    """The YAML default's type, for groups without a schema; null and interpolations take anything."""
-    if value is None or default is None or (isinstance(default, str) and "${" in default):
-        return None
-    kinds = [(bool, (bool,), "true or false"), (int, (int,), "an integer"), (float, (int, float), "a number")]
-    kinds += [(str, (str, int, float), "a string"), (list, (list,), _KINDS["ListConfig"]), (dict, (dict,), _MAPPING)]
-    for kind, ok, words in kinds:
-        if isinstance(default, kind):
-            return None if isinstance(value, ok) and (kind is bool or not isinstance(value, bool)) else words
-    return None
-
-
-def _text(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else f"`{value}`" if isinstance(value, str) else str(value)
+        return f"{key}={got} is not one of {message.split('[')[1].split(']')[0]}{its}"
+    kind = next((words for name, words in _KINDS.items() if name in message), "a mapping such as {key: value}")
+    return f"{key} must be {kind}{its}, got `{got}`"
 
 
 def _unknown_key(base: Any, key: str, line: str | None) -> str:
-    """An unknown key in one sentence: the nearest existing key, or its siblings and how to add it."""
-    from omegaconf import OmegaConf
-
-    parts, tree = key.split("."), OmegaConf.to_container(base, resolve=False)
-    node, depth = tree, 0
+    """An unknown key: the nearest existing key, or the keys beside it and how to add one."""
+    parts, node, depth = key.split("."), OmegaConf.to_container(base, resolve=False), 0
     while depth < len(parts) and isinstance(node, dict) and parts[depth] in node:
         node, depth = node[parts[depth]], depth + 1
-    where = f" in `{line}`" if line else ""
-    if depth < len(parts) and not isinstance(node, dict):
+    if not isinstance(node, dict):
         return f"`{line}`: {'.'.join(parts[:depth])} is a single value, not a group of options"
-    siblings = [str(k) for k in node] if isinstance(node, dict) else []
-    for close in difflib.get_close_matches(parts[depth] if depth < len(parts) else "", siblings, n=3, cutoff=0.6):
+    where = f" in `{line}`" if line else ""
+    for close in difflib.get_close_matches(parts[depth], [str(k) for k in node], n=3, cutoff=0.6):
         candidate = ".".join([*parts[:depth], close, *parts[depth + 1 :]])
-        if OmegaConf.select(base, candidate, default=_MISSING) is not _MISSING:
+        if OmegaConf.select(base, candidate, default=_ABSENT) is not _ABSENT:
             return f"unknown config key `{key}`{where} (did you mean `{candidate}`?)"
     if not line:
         return f"unknown config key `{key}`; add a new key with a + in front (+{key}=...)"
-    at = f"under `{'.'.join(parts[:depth])}`" if depth else "at the top level"
-    listed = ", ".join(siblings[:25]) + (", ..." if len(siblings) > 25 else "")
+    at, keys = f"under `{'.'.join(parts[:depth])}`" if depth else "at the top level", list(map(str, node))
+    listed = ", ".join(keys[:25]) + (", ..." if len(keys) > 25 else "")
     return f"unknown config key `{key}`{where}; the keys {at} are {listed} (write +{key}=... to add a new one)"
-
-
-_MISSING = object()
-_MAPPING = "a mapping such as {key: value}"
