@@ -44,3 +44,11 @@ def build_method(
         method_values.update({key: None for key in cls.weight_files if key in method_values})
     config = cls.make_config(method_values)
     return cls(config, data_info, backbone)
+
+
+def untyped(cfg: DictConfig) -> DictConfig:
+    """The composed config without its schema types: Enum values become their strings, so nothing the run
+    writes (checkpoints load with weights_only=True) holds a fermix class. Still struct: unknown keys raise."""
+    plain_cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False, enum_to_str=True))
+    OmegaConf.set_struct(plain_cfg, True)
+    return plain_cfg

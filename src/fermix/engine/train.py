@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from fermix.data.transforms import preprocessing_spec
 from fermix.engine.artifacts import print_metrics_table
-from fermix.engine.build import build_method, method_class, plain
+from fermix.engine.build import build_method, method_class, plain, untyped
 from fermix.engine.callbacks import build_callbacks
 from fermix.engine.checkpoint import AtomicCheckpointIO, load_checkpoint, provenance, save_atomic
 from fermix.engine.compute import apply_compute
@@ -60,6 +60,7 @@ def resolve_resume(resume: str | None, run_dir: Path, method_name: str) -> str |
 
 
 def run_train(cfg: DictConfig) -> dict[str, Any]:
+    cfg = untyped(cfg)
     quiet_libraries()
     quiet_secondary_process()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
