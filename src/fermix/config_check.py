@@ -16,7 +16,7 @@ from typing import Any
 from fermix.errors import FermixError
 
 _CHECKED_FLAGS = {"-m", "--multirun", "-r", "--run"}  # any other flag (--help, --cfg ...) only reports
-_KINDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false"}
+_KINDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false", "valid bool": "true or false"}
 _KINDS["ListConfig"] = "a list such as [a, b]"
 
 
@@ -102,12 +102,13 @@ def _judge(config_dir: Path, config_name: str, job: list[str], groups: list[str]
             base = base if base is not None else _compose(config_dir, config_name, groups)
             default = _select(base, key)
             if (problem := _untyped_problem(_select(cfg, key), default)) is not None:
-                raise FermixError(f"{key} must be {problem} (its default is {_text(default)}), got `{value}`")
+                raise FermixError(f"{key} must be {problem} (its default is {option_text(default)}), got `{value}`")
 
 
 def _sentence(exc: BaseException, base: Any, job: list[str]) -> str:
     cause = exc.__cause__ or exc
-    message, key = str(getattr(cause, "msg", cause)), str(getattr(cause, "full_key", "") or "")
+    message, item = str(getattr(cause, "msg", cause)), str(getattr(cause, "full_key", "") or "")
+    key = item.partition("[")[0]  # a refused list item (`dataset.tasks[1]`) belongs to the list's override
     line = next((x for x in job if _key(x) == key or _key(x).startswith(key + ".")), None)
     if "Error merging override " in str(exc):  # Hydra names the override it was applying
         line = str(exc).split("Error merging override ", 1)[1].splitlines()[0].strip()
@@ -119,16 +120,20 @@ def _sentence(exc: BaseException, base: Any, job: list[str]) -> str:
         return f"`{deleted}` deletes {deleted[1:].split('=')[0]}, which the config does not have"
     if (line and _key(line) != key) or "not in" in message or "Key '" in message:  # deeper than a value / unknown
         return _unknown_key(base(), _key(line), line) if line else _unknown_key(base(), key, None)
-    default = f" (its default is {_text(_select(base(), key))})"
-    return value_sentence(key, (line or "").partition("=")[2], message, default)
+    default = f" (its default is {option_text(_select(base(), key))})"
+    return value_sentence(item, (line or "").partition("=")[2], message, default)
 
 
 def value_sentence(key: str, got: Any, message: str, default: str = "") -> str:
     """OmegaConf's refusal of a value (its ValidationError message) as one sentence."""
-    if "is not Optional" in message:
+    if "is not Optional" in message or "Incompatible value 'None'" in message:
         return f"{key} cannot be null{default}"
     if "expected one of" in message:
-        return f"{key}={got} is not one of {message.split('[')[1].split(']')[0]}{default}"
+        choices = message.split("[")[1].split("]")[0]
+        if key.endswith("]"):  # one item of a list
+            value = message.split("'")[1]
+            return f"{key.partition('[')[0]}={got} holds `{value}`, which is not one of {choices}{default}"
+        return f"{key}={got} is not one of {choices}{default}"
     kind = next((words for name, words in _KINDS.items() if name in message), _MAPPING)
     return f"{key} must be {kind}{default}, got `{got}`"
 
@@ -160,8 +165,13 @@ def _untyped_problem(value: Any, default: Any) -> str | None:
     return None
 
 
-def _text(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else f"`{value}`" if isinstance(value, str) else str(value)
+def option_text(value: Any) -> str:
+    """A default as the YAML writes it: true, null, `word`, [a, b]."""
+    if isinstance(value, list | tuple):
+        return f"[{', '.join(str(v) for v in value)}]"
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else str(value).lower()
+    return f"`{value}`" if isinstance(value, str) else str(value)
 
 
 def _unknown_key(base: Any, key: str, line: str | None) -> str:
