@@ -58,13 +58,6 @@ def at_least(value: int, key: str, minimum: int) -> int:
     return value
 
 
-def at_least(value: int, key: str, minimum: int) -> int:
-    """An integer option (typed by the adapter's Config) checked against the smallest value that makes sense."""
-    if value < minimum:
-        raise FermixError(f"dataset.{key}={value} must be an integer >= {minimum}.")
-    return value
-
-
 def is_hidden(path: Path) -> bool:
     """Dot files and the litter of archive tools and file managers."""
     return path.name.startswith(".") or path.name in _IGNORED
