@@ -110,6 +110,48 @@ def test_well_typed_and_hydra_overrides_pass(overrides):
     check(*overrides)
 
 
+@pytest.mark.parametrize("config", ["train", "preprocess"])
+def test_a_dataset_option_takes_the_type_its_adapters_config_declares(config, monkeypatch):
+    """Datasets have schemas (their adapters' Config dataclasses): Hydra refuses the value, and nothing is left
+    to judge by the YAML default."""
+    import fermix.config_check
+
+    judged_by_default = []
+    real = fermix.config_check._untyped
+
+    def untyped(cfg, key):
+        if result := real(cfg, key):
+            judged_by_default.append(key)
+        return result
+
+    monkeypatch.setattr(fermix.config_check, "_untyped", untyped)
+    message = refused("dataset=ckplus", "dataset.frames=abc", name=config)
+    assert message == "dataset.frames must be an integer (its default is 3), got `abc`"
+    check("dataset=ckplus", "dataset.frames=5", "dataset.label_space=mixbasic6", name=config)
+    assert judged_by_default == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["dataset=mixbasic", "dataset.fold=v4"], "dataset.fold=v4 is not one of v1, v2, v3 (its default is `v1`)"),
+        (["dataset=affectnet", "dataset.crop=face"],
+         "dataset.crop=face is not one of box, none (its default is `box`)"),
+        (["dataset=affwild2", "dataset.tasks=[expr,emotion]"],
+         "dataset.tasks=[expr,emotion] holds `emotion`, which is not one of expr, au, va "
+         "(its default is [expr, au, va])"),
+        (["dataset=iemocap", "dataset.aligned=maybe"],
+         "dataset.aligned must be true or false (its default is true), got `maybe`"),
+        (["dataset=synthetic_bias", "dataset.test=odd"],
+         "dataset.test=odd is not one of iid, ood, balanced (its default is `ood`)"),
+        (["dataset=imagefolder", "dataset.classes=happy"],
+         "dataset.classes must be a list such as [a, b] (its default is null), got `happy`"),
+    ],
+)  # fmt: skip
+def test_a_dataset_value_its_schema_refuses_is_one_sentence(overrides, message):
+    assert refused(*overrides) == message
+
+
 def test_a_method_option_takes_the_type_its_config_dataclass_declares():
     """The method's schema is its Config dataclass: dmue's `ramp_alpha: float` takes 3 and 2.5, not a word."""
     check("method=dmue", "method.ramp_alpha=3", "method.ramp_alpha=2.5")

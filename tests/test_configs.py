@@ -86,3 +86,48 @@ def test_a_methods_yaml_defaults_are_its_config_dataclass_defaults(name):
             continue
         expected = list(expected) if isinstance(expected, tuple) else expected
         assert value == expected, f"method.{key}: {value!r} in the YAML, {expected!r} in {cls.Config.__name__}"
+
+
+@pytest.mark.parametrize("name", DATASETS.names())
+def test_a_datasets_yaml_defaults_are_its_config_dataclass_defaults(name):
+    """configs/dataset/<name>.yaml documents each option with its default; the adapter's Config dataclass (its
+    schema) declares every one of them with the same value, so an adapter built from a plain dict (a test, a
+    checkpoint's stored config) reads what the CLI would have given it."""
+    from dataclasses import asdict
+
+    from omegaconf import OmegaConf
+
+    cls = DATASETS.get(name)
+    written = OmegaConf.to_container(OmegaConf.load(CONFIGS / "dataset" / f"{name}.yaml"), resolve=False)
+    assert written.pop("defaults") == [f"/schema/dataset/{name}@_here_", "_self_"]
+    defaults = asdict(cls.Config())
+    assert set(written) <= set(defaults), f"{name}.yaml has options its {cls.Config.__name__} lacks"
+    for key, value in written.items():
+        if key == "name" or (isinstance(value, str) and "${" in value):
+            continue
+        expected = list(defaults[key]) if isinstance(defaults[key], tuple) else defaults[key]
+        assert value == expected, f"dataset.{key}: {value!r} in the YAML, {expected!r} in {cls.Config.__name__}"
+    undocumented = set(defaults) - set(written) - {"adapter"}
+    if name == "synthetic":  # options only the identity preset sets (synthetic_identity.yaml documents them)
+        undocumented -= {"task", "identities"}
+    assert not undocumented, f"{name}.yaml does not document {sorted(undocumented)}"
+
+
+@pytest.mark.parametrize("name", sorted(dataset_presets(CONFIGS)))
+def test_a_preset_composes_onto_its_adapters_schema(name):
+    """A preset names no schema itself: it inherits its adapter's through `defaults: [<adapter>, _self_]`."""
+    from omegaconf import OmegaConf
+
+    preset = dataset_presets(CONFIGS)[name]
+    cfg = _compose("train", [f"dataset={name}"]).dataset
+    assert OmegaConf.get_type(cfg) is DATASETS.get(preset.adapter).Config and cfg.adapter == preset.adapter
+
+
+def test_a_dataset_option_is_typed_by_its_schema_at_compose_time():
+    """Hydra refuses a wrongly typed dataset value itself (no judging by the YAML default any more)."""
+    with pytest.raises(ConfigCompositionException):
+        _compose("train", ["dataset=ckplus", "dataset.frames=abc"])
+    with pytest.raises(ConfigCompositionException):
+        _compose("train", ["dataset=mixbasic", "dataset.fold=v4"])
+    cfg = _compose("train", ["dataset=affectnet", "dataset.classes=8", "dataset.crop=none"])
+    assert cfg.dataset.classes == 8 and cfg.dataset.crop == "none"

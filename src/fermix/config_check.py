@@ -18,7 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 from fermix.errors import FermixError
 
 _ABSENT = object()
-_KINDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false"}
+_KINDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false", "valid bool": "true or false"}
 _KINDS["ListConfig"] = "a list such as [a, b]"
 _SWEEPS = ("SIMPLE_CHOICE_SWEEP", "CHOICE_SWEEP", "RANGE_SWEEP")  # the sweeps whose values can be listed
 
@@ -72,7 +72,8 @@ def _sentence(exc: BaseException, base: Callable[[], Any], job: list[str]) -> st
         group, _, choice = str(exc.missing_cfg_file).rpartition("/")
         close = "".join(f" (did you mean `{c}`?)" for c in difflib.get_close_matches(choice, exc.options, n=1))
         return f"unknown {group} `{choice}`{close}; choose from {', '.join(exc.options)}"
-    message, key = str(getattr(cause, "msg", cause)), str(getattr(cause, "full_key", "") or "")
+    message, item = str(getattr(cause, "msg", cause)), str(getattr(cause, "full_key", "") or "")
+    key = item.partition("[")[0]  # a refused list item (`dataset.tasks[1]`) belongs to the list's override
     line = next((x for x in job if _key(x) == key or _key(x).startswith(key + ".")), None)
     if "Error merging override " in text:  # Hydra names the override it was applying
         line = text.split("Error merging override ", 1)[1].splitlines()[0].strip()
@@ -86,20 +87,30 @@ def _sentence(exc: BaseException, base: Callable[[], Any], job: list[str]) -> st
         return text.strip().splitlines()[0].rstrip(".")
     default = OmegaConf.select(base(), key, throw_on_resolution_failure=False)
     default = OmegaConf.to_container(default) if OmegaConf.is_config(default) else default
-    return value_sentence(key, (line or "").partition("=")[2], message, default)
+    return value_sentence(item, (line or "").partition("=")[2], message, f" (its default is {option_text(default)})")
 
 
-def value_sentence(key: str, got: Any, message: str, default: Any = _ABSENT) -> str:
-    """OmegaConf's refusal of a value (its ValidationError message) as one sentence."""
-    shown = f"`{default}`" if isinstance(default, str) else default
-    shown = str(shown).lower() if isinstance(default, bool) else shown
-    its = f" (its default is {shown})" if default is not _ABSENT else ""
-    if "is not Optional" in message:
-        return f"{key} cannot be null{its}"
+def value_sentence(key: str, got: Any, message: str, default: str = "") -> str:
+    """OmegaConf's refusal of a value (its ValidationError message) as one sentence; `default` ends it."""
+    if "is not Optional" in message or "Incompatible value 'None'" in message:
+        return f"{key} cannot be null{default}"
     if "expected one of" in message:
-        return f"{key}={got} is not one of {message.split('[')[1].split(']')[0]}{its}"
+        choices = message.split("[")[1].split("]")[0]
+        if key.endswith("]"):  # one item of a list
+            held = message.split("'")[1]
+            return f"{key.partition('[')[0]}={got} holds `{held}`, which is not one of {choices}{default}"
+        return f"{key}={got} is not one of {choices}{default}"
     kind = next((words for name, words in _KINDS.items() if name in message), "a mapping such as {key: value}")
-    return f"{key} must be {kind}{its}, got `{got}`"
+    return f"{key} must be {kind}{default}, got `{got}`"
+
+
+def option_text(value: Any) -> str:
+    """A default as the YAML writes it: true, null, `word`, [a, b]."""
+    if isinstance(value, list | tuple):
+        return f"[{', '.join(str(v) for v in value)}]"
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else str(value).lower()
+    return f"`{value}`" if isinstance(value, str) else str(value)
 
 
 def _unknown_key(base: Any, key: str, line: str | None) -> str:

@@ -4,7 +4,8 @@ The YAML files under configs/ keep the defaults and their comments; each names i
 defaults list (`train_schema`, `/schema/trainer/default@_here_`, `/schema/method/<name>@method`), and
 composition then checks every key and type. Closed choices are Enums (str-valued, so code compares them
 with plain strings); open ones (`trainer.devices`: 2, "auto", [0, 1]) are `Any`. A method's schema is its
-own `Config` dataclass plus `name` — its options are written once, in the method's folder.
+own `Config` dataclass plus `name` — its options are written once, in the method's folder; a dataset
+adapter's is its `Config` (fermix.data.datasets.base.DatasetConfig), named `/schema/dataset/<adapter>@_here_`.
 """
 
 from __future__ import annotations
@@ -266,10 +267,20 @@ def method_schema(cls: type) -> type:
     return make_dataclass(f"{cls.__name__}Schema", [("name", str, field(default=cls.name))], bases=(cls.Config,))
 
 
+def dataset_schema(cls: type) -> Any:
+    """A dataset adapter's `Config` with its `name`, as the node its YAML files compose onto. The Config is
+    frozen (options are read, not changed); the stored node is writable so the YAML and overrides can set it."""
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.structured(cls.Config(name=cls.name))
+    OmegaConf.set_readonly(node, False)
+    return node
+
+
 def register(config_dir: Path | None = None) -> None:
     """Store every schema (idempotent); called before any composition. A registered method without a
     YAML file in `config_dir` (a plugin, a test's toy method) becomes a `method=<name>` option as its schema."""
-    from fermix.registry import BACKBONES, METHODS
+    from fermix.registry import BACKBONES, DATASETS, METHODS
 
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainSchema)
@@ -280,6 +291,8 @@ def register(config_dir: Path | None = None) -> None:
             store.store(group=f"schema/{group}", name=name, node=schema)
     for name in BACKBONES.names():
         store.store(group="schema/backbone", name=name, node=BACKBONE_SCHEMAS.get(name, ResNetSchema)(name=name))
+    for name in DATASETS.names():
+        store.store(group="schema/dataset", name=name, node=dataset_schema(DATASETS.get(name)))
     for name in METHODS.names():
         store.store(group="schema/method", name=name, node=method_schema(METHODS.get(name)))
         if config_dir is not None and not (config_dir / "method" / f"{name}.yaml").is_file():

@@ -44,12 +44,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fermix.data.datasets.common import count_option
+from fermix.data.datasets.base import DatasetConfig, options_of
+from fermix.data.datasets.common import at_least
 from fermix.data.datasets.mult_pickle import MODALITIES, PICKLE_SPLITS, MultArraysDataset
 from fermix.errors import FermixError
 
@@ -57,9 +59,34 @@ SHAPES: dict[str, dict[str, Any]] = {
     "iemocap": {"classes": 4, "length": 20, "dims": {"text": 300, "audio": 74, "vision": 35}},
     "mosei": {"classes": 7, "length": 50, "dims": {"text": 300, "audio": 74, "vision": 35}},
 }
-REGIMES = ("interaction", "additive")
-SHORTCUTS = (*MODALITIES, "none")
-TEST_VARIANTS = ("iid", "random", "reversed", "zeroed")
+
+
+class Shape(StrEnum):
+    iemocap = "iemocap"
+    mosei = "mosei"
+
+
+class Regime(StrEnum):
+    interaction = "interaction"
+    additive = "additive"
+
+
+class Shortcut(StrEnum):
+    text = "text"
+    audio = "audio"
+    vision = "vision"
+    none = "none"
+
+
+class Variant(StrEnum):
+    """What the shortcut modality carries in a split."""
+
+    iid = "iid"
+    random = "random"
+    reversed = "reversed"
+    zeroed = "zeroed"
+
+
 NO_CODE = -1  # a modality that carries no code (noise only, or zeroed)
 
 LATENT_DIM = 16
@@ -72,53 +99,52 @@ SCORE_JITTER = 0.45  # MOSEI shape: score = class - 3 + U(-0.45, 0.45), so it ro
 
 
 @dataclass(frozen=True)
-class SyntheticMMConfig:
+class SyntheticMMConfig(DatasetConfig):
+    """configs/dataset/synthetic_mm.yaml: the generator's settings are the dataset's options."""
+
     seed: int = 0
-    shape: str = "iemocap"
-    regime: str = "interaction"
-    shortcut: str = "vision"
+    shape: Shape = Shape.iemocap
+    regime: Regime = Regime.interaction
+    shortcut: Shortcut = Shortcut.vision
     rho: float = 0.8
-    test_variant: str = "iid"
-    val_variant: str = "iid"  # the validation split's shortcut (iid: as training); random = shortcut-free selection
-    val_twin: str | None = None  # a second copy of the validation samples with this shortcut variant (`twin` = 1)
-    remove: tuple[str, ...] = ()  # modalities zeroed in every split: a model that never sees them
+    test_variant: Variant = Variant.iid
+    val_variant: Variant = Variant.iid  # the validation split's shortcut (iid: as training); random = shortcut-free
+    val_twin: Variant | None = None  # a second copy of the validation samples with this shortcut variant (`twin` = 1)
+    remove: Any = None  # modalities zeroed in every split, by name or letter; from_mapping makes it a tuple of names
     separation: float = GENUINE_SEPARATION  # distance between two codes of a genuine modality (latent units)
     train: int = 2000
     val: int = 500
     test: int = 1000
-    lengths: tuple[int, int, int] | None = None  # text, audio, vision steps; None = the shape's aligned length
+    lengths: Any = None  # one int or [text, audio, vision]; from_mapping makes it a tuple; None = the shape's
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any]) -> SyntheticMMConfig:
-        """Validated config; an unknown value is a one-sentence error."""
-        default = cls()
-        get = cfg.get
-        values = {
-            "seed": count_option(get("seed", default.seed), "seed", 0),
-            "shape": _choice(get("shape", default.shape), "shape", tuple(SHAPES)),
-            "regime": _choice(get("regime", default.regime), "regime", REGIMES),
-            "shortcut": _choice(get("shortcut", default.shortcut), "shortcut", SHORTCUTS),
-            "rho": _fraction(get("rho", default.rho), "rho"),
-            "test_variant": _choice(get("test_variant", default.test_variant), "test_variant", TEST_VARIANTS),
-            "val_variant": _choice(get("val_variant", default.val_variant), "val_variant", TEST_VARIANTS),
-            "val_twin": None if get("val_twin") is None else _choice(get("val_twin"), "val_twin", TEST_VARIANTS),
-            "remove": _modalities(get("remove", None), "remove"),
-            "separation": _positive(get("separation", default.separation), "separation"),
-            "train": count_option(get("train", default.train), "train", 1),
-            "val": count_option(get("val", default.val), "val", 1),
-            "test": count_option(get("test", default.test), "test", 1),
-            "lengths": _lengths(get("lengths", None)),
-        }
-        return cls(**values)
+        """The typed config (closed choices checked by its schema), with the ranges checked and `remove` and
+        `lengths` read; a bad value is a one-sentence error."""
+        o: SyntheticMMConfig = options_of(cls, cfg, "synthetic_mm")
+        at_least(o.seed, "seed", 0)
+        for key in ("train", "val", "test"):
+            at_least(getattr(o, key), key, 1)
+        if not 0.0 <= o.rho <= 1.0:
+            raise FermixError(f"dataset.rho={o.rho} is not a probability in [0, 1].")
+        if not (np.isfinite(o.separation) and o.separation > 0):
+            raise FermixError(f"dataset.separation={o.separation} is not a positive number.")
+        return replace(o, remove=_modalities(o.remove, "remove"), lengths=_lengths(o.lengths))
 
     @property
     def num_classes(self) -> int:
         return int(SHAPES[self.shape]["classes"])
 
     def length(self, modality: str) -> int:
-        if self.lengths is None:
+        lengths = _lengths(self.lengths)  # read already by from_mapping; a config built in Python may not be
+        if lengths is None:
             return int(SHAPES[self.shape]["length"])
-        return self.lengths[MODALITIES.index(modality)]
+        return lengths[MODALITIES.index(modality)]
+
+    @property
+    def removed(self) -> tuple[str, ...]:
+        """The modalities `remove` names (read already by from_mapping; a config built in Python may not be)."""
+        return _modalities(self.remove, "remove")
 
     def dim(self, modality: str) -> int:
         return int(SHAPES[self.shape]["dims"][modality])
@@ -158,6 +184,7 @@ class SyntheticMMDataset(MultArraysDataset):
     """The generated splits served exactly as the `iemocap` / `mosei` adapters serve a MulT pickle."""
 
     name = "synthetic_mm"
+    Config = SyntheticMMConfig
 
     def __init__(self, cfg: Mapping[str, Any]) -> None:
         self.config = SyntheticMMConfig.from_mapping(cfg)
@@ -231,7 +258,7 @@ def _split(
     elif variant == "zeroed":
         shortcut, zeroed = np.full(n, NO_CODE), True
 
-    roles = cfg.roles()
+    roles, removed = cfg.roles(), cfg.removed
     genuine_iter = iter(genuine)
     codes: dict[str, np.ndarray] = {}
     for m, role in roles.items():
@@ -242,10 +269,10 @@ def _split(
     arrays: dict[str, np.ndarray] = {}
     for m in MODALITIES:
         x = _features(embeddings[m], codes[m], cfg.length(m), rng)
-        if (roles[m] == "shortcut" and zeroed) or m in cfg.remove:
+        if (roles[m] == "shortcut" and zeroed) or m in removed:
             x[:] = 0.0
         arrays[m] = x
-    codes.update({m: np.full(n, NO_CODE) for m in cfg.remove})  # a removed modality carries no code
+    codes.update({m: np.full(n, NO_CODE) for m in removed})  # a removed modality carries no code
 
     if cfg.shape == "iemocap":
         present = (np.arange(k)[None, :] == y[:, None]).astype(np.float32)  # (N, 4): exactly one emotion
@@ -277,33 +304,6 @@ def _features(emb: _Embedding, code: np.ndarray, length: int, rng: np.random.Gen
 # -------------------------------------------------------------------- options
 
 
-def _choice(value: Any, key: str, allowed: tuple[str, ...]) -> str:
-    text = str(value).strip().lower()
-    if text not in allowed:
-        raise FermixError(f"dataset.{key}={value} is not one of {', '.join(allowed)}.")
-    return text
-
-
-def _fraction(value: Any, key: str) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        x = float("nan")
-    if not 0.0 <= x <= 1.0:
-        raise FermixError(f"dataset.{key}={value} is not a probability in [0, 1].")
-    return x
-
-
-def _positive(value: Any, key: str) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        x = float("nan")
-    if not (np.isfinite(x) and x > 0):
-        raise FermixError(f"dataset.{key}={value} is not a positive number.")
-    return x
-
-
 def _modalities(value: Any, key: str) -> tuple[str, ...]:
     """None, one modality or a list of them, by name (vision) or letter (v, as eval.remove)."""
     if value is None:
@@ -324,11 +324,10 @@ def _lengths(value: Any) -> tuple[int, int, int] | None:
     """None, one length for every modality, or [text, audio, vision] (unaligned)."""
     if value is None:
         return None
-    if isinstance(value, (int, str)):
-        n = count_option(value, "lengths", 1)
-        return (n, n, n)
-    items = list(value)
+    items = [value] * len(MODALITIES) if isinstance(value, int | str) else list(value)
     if len(items) != len(MODALITIES):
         raise FermixError(f"dataset.lengths={items} must be one length or three ([text, audio, vision]).")
-    a, b, c = (count_option(v, "lengths", 1) for v in items)
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in items):
+        raise FermixError(f"dataset.lengths={value} must be one length or three ([text, audio, vision]), integers.")
+    a, b, c = (at_least(n, "lengths", 1) for n in items)
     return (a, b, c)

@@ -8,6 +8,7 @@ device and precision. The CLI refuses anything else before we get here.
 from __future__ import annotations
 
 import logging
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from fermix.engine.evaluate import evaluate_split, resolve_device
 from fermix.engine.restore import restore_method
 from fermix.errors import FermixError
 from fermix.protocols import EvalContext, EvalProtocol, declared, set_values
-from fermix.registry import dataset_adapter_name
+from fermix.registry import dataset_adapter, dataset_adapter_name
 from fermix.utils.io import atomic_write_json
 
 log = logging.getLogger("fermix")
@@ -52,7 +53,8 @@ def _eval_dataset_cfg(trained: DictConfig, override: Any) -> tuple[DictConfig, b
     legacy = "adapter" in override and "adapter" not in trained  # a checkpoint from before presets named it
     if legacy and dataset_adapter_name(override) == dataset_adapter_name(trained):
         override = {str(k): v for k, v in override.items() if k != "adapter"}  # the same adapter: nothing to merge
-    unknown = [str(k) for k in override if k not in trained]
+    options = {f.name for f in fields(dataset_adapter(trained).Config)}  # an older checkpoint may lack newer ones
+    unknown = [str(k) for k in override if k not in trained and k not in options]
     if unknown:  # merging would add the key silently and nothing would read it
         raise FermixError(
             f"dataset.{unknown[0]} is not an option of dataset {trained.get('name')}, which the checkpoint was "

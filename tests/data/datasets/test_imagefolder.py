@@ -310,7 +310,7 @@ def test_classes_and_label_space_together_raise(tmp_path):
 
 def test_classes_given_as_a_string_raise(tmp_path):
     write_image_folder(tmp_path, per_class=1)
-    with pytest.raises(FermixError, match="is not a list"):
+    with pytest.raises(FermixError, match=r"dataset\.classes must be a list such as \[a, b\] .*got `happy,sad`"):
         ImageFolderDataset({"root": str(tmp_path), "classes": "happy,sad"})
 
 

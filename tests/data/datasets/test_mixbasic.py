@@ -132,9 +132,8 @@ def test_csv_blank_lines_other_extensions_and_crlf_are_skipped_and_the_first_com
 def test_fold_and_bias_choose_the_csv_files(root):
     (root / "train_ids_bias90v2.csv").write_text(_csv_text([*TRAIN, TEST[0]]))
     (root / "test_ids_bias90v2.csv").write_text(_csv_text(TEST[1:]))
-    for cfg in ({"fold": "v2", "bias": "bias90"}, {"fold": 2, "bias": 90}):
-        rec = MixBasicDataset({"root": str(root), **cfg}).records()
-        assert (rec["split"] == "train").sum() == len(TRAIN) + 1
+    rec = MixBasicDataset({"root": str(root), "fold": "v2", "bias": "bias90"}).records()
+    assert (rec["split"] == "train").sum() == len(TRAIN) + 1
 
 
 def test_the_folder_holding_mixbasic_is_accepted_as_root(root):

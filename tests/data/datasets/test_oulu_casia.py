@@ -97,7 +97,8 @@ def test_an_empty_sequence_is_one_sentence(root):
 @pytest.mark.parametrize(
     ("cfg", "message"),
     [({"illumination": "Bright"}, "dataset.illumination=Bright"), ({"modality": "NI"}, r"NI/Strong not found"),
-     ({"frames": "three"}, "dataset.frames=three")],
+     ({"frames": "three"}, r"dataset\.frames must be an integer \(its default is 3\), got `three`"),
+     ({"frames": 0}, r"dataset\.frames=0 must be an integer >= 1")],
 )  # fmt: skip
 def test_a_bad_option_or_missing_capture_folder_is_one_sentence(root, cfg, message):
     with pytest.raises(FermixError, match=message) as e:

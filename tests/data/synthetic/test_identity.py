@@ -134,3 +134,16 @@ def test_the_expression_presets_keep_their_cache_key():
     """task/identities are left out of the key at their defaults: existing caches stay valid."""
     assert SyntheticConfig().key() == SyntheticConfig(task="expression", identities=300).key()
     assert SyntheticConfig().key() != SyntheticConfig(task="identity").key()
+
+
+@pytest.mark.parametrize(
+    ("preset", "key"),
+    [("synthetic", "dd8fc2f4275248de"), ("synthetic_bias", "3510fc316d778ad9"), ("synthetic_noisy", "14cce15c2b6b795b"),
+     ("synthetic_partial", "462699513aa326cd"), ("synthetic_identity", "42e1c734535e5ea8")],
+)  # fmt: skip
+def test_the_schema_fields_that_generate_nothing_stay_out_of_the_cache_key(preset, key):
+    """The keys of caches written before SyntheticConfig became the dataset schema: its name, adapter and cache
+    fields do not enter the key, and a composed config's lists hash as the tuples they were."""
+    cfg = _preset(preset)
+    assert cfg.key() == key and cfg.name == preset and isinstance(cfg.subjects_per_domain, tuple)
+    assert cfg.key() == dataclasses.replace(cfg, name="x", adapter="synthetic", cache=False, cache_dir="y").key()

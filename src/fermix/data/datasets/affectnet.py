@@ -19,13 +19,14 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from fermix.data.datasets.base import DatasetAdapter
+from fermix.data.datasets.base import DatasetAdapter, FolderConfig
 from fermix.data.datasets.common import dataset_root
 from fermix.data.images import read_image
 from fermix.data.label_spaces import LabelSpace, get_label_space, map_label
@@ -51,10 +52,39 @@ _IMAGE_DIRS = ("Manually_Annotated_Images", "Manually_Annotated/Manually_Annotat
 SOURCE = "AffectNet"
 
 
+class ValidationSplit(StrEnum):
+    test = "test"  # the official validation set is the test set (the papers' protocol)
+    val = "val"  # select on it; then there is no test split
+
+
+class Crop(StrEnum):
+    box = "box"  # cut the CSV's face box from each photograph
+    none = "none"  # the images are face crops already
+
+
+class OnMissingImage(StrEnum):
+    error = "error"
+    skip = "skip"
+
+
+@dataclass(frozen=True)
+class AffectNetConfig(FolderConfig):
+    """configs/dataset/affectnet.yaml."""
+
+    classes: Any = 7  # 7 | 8: an int or its digit as a word, checked by _label_space
+    validation_split: ValidationSplit = ValidationSplit.test
+    crop: Crop = Crop.box
+    landmarks: bool = True
+    on_missing_image: OnMissingImage = OnMissingImage.error
+    csv_dir: str | None = None
+    images_dir: str | None = None
+
+
 class AffectNetDataset(DatasetAdapter):
     """AffectNet's manually annotated images with 7 or 8 expression classes and valence/arousal."""
 
     name = "affectnet"
+    Config = AffectNetConfig
 
     def __init__(self, cfg: Mapping[str, Any]) -> None:
         options = _Options.from_cfg(cfg)
@@ -101,7 +131,7 @@ class AffectNetDataset(DatasetAdapter):
     @classmethod
     def raw_label_space(cls, cfg: Mapping[str, Any]) -> LabelSpace:
         """The space `raw_items` labels live in (recorded by `fermix preprocess`): basic7 or basic8."""
-        return _label_space(cfg)
+        return _label_space(cls.make_options(cfg).classes)
 
     preprocessable = True  # raw_items lists its photos for fermix preprocess
 
@@ -141,42 +171,34 @@ class _Options:
     root: Path
     label_space: LabelSpace
     keep_contempt: bool
-    validation_split: str
-    crop: str
+    validation_split: ValidationSplit
+    crop: Crop
     landmarks: bool
-    on_missing_image: str
+    on_missing_image: OnMissingImage
     csv_dir: Path
     images_dir: Path
 
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any]) -> _Options:
-        root = dataset_root(cfg.get("root"), "AffectNet")
-        space = _label_space(cfg)
-        validation_split = str(cfg.get("validation_split") or "test").strip().lower()
-        if validation_split not in ("test", "val"):
-            raise FermixError(f"dataset.validation_split={validation_split} is not one of test, val.")
-        crop = str(cfg.get("crop") or "box").strip().lower()
-        if crop not in ("box", "none"):
-            raise FermixError(f"dataset.crop={crop} is not one of box, none.")
-        on_missing = str(cfg.get("on_missing_image") or "error").strip().lower()
-        if on_missing not in ("error", "skip"):
-            raise FermixError(f"dataset.on_missing_image={on_missing} is not one of error, skip.")
+        o: AffectNetConfig = AffectNetDataset.make_options(cfg)
+        root = dataset_root(o.root, "AffectNet")
+        space = _label_space(o.classes)
         return cls(
             root=root,
             label_space=space,
             keep_contempt="contempt" in space.classes,
-            validation_split=validation_split,
-            crop=crop,
-            landmarks=bool(cfg.get("landmarks", True)),
-            on_missing_image=on_missing,
-            csv_dir=_pick_dir(root, cfg.get("csv_dir"), _CSV_DIRS, "training.csv", "csv_dir"),
-            images_dir=_pick_dir(root, cfg.get("images_dir"), _IMAGE_DIRS, None, "images_dir"),
+            validation_split=o.validation_split,
+            crop=o.crop,
+            landmarks=o.landmarks,
+            on_missing_image=o.on_missing_image,
+            csv_dir=_pick_dir(root, o.csv_dir, _CSV_DIRS, "training.csv", "csv_dir"),
+            images_dir=_pick_dir(root, o.images_dir, _IMAGE_DIRS, None, "images_dir"),
         )
 
 
-def _label_space(cfg: Mapping[str, Any]) -> LabelSpace:
+def _label_space(classes: Any) -> LabelSpace:
     """classes 7 -> basic7 (contempt dropped), 8 -> basic8."""
-    classes = str(cfg.get("classes", 7)).strip()
+    classes = str(classes).strip()
     if classes not in ("7", "8"):
         raise FermixError(f"dataset.classes={classes} is not supported for AffectNet; use 7 or 8.")
     return get_label_space("basic7" if classes == "7" else "basic8")
@@ -227,7 +249,7 @@ def _read_lists(o: _Options) -> pd.DataFrame:
             keep &= codes != CONTEMPT_CODE
         table = table[keep].copy()
         table["code"] = codes[keep]
-        table["split"] = "train" if which == "train" else o.validation_split
+        table["split"] = "train" if which == "train" else o.validation_split.value
         parts.append(table)
     table = pd.concat(parts, ignore_index=True)
     if counts["non_emotion"] or counts["contempt"]:

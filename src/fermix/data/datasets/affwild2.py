@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ import pandas as pd
 
 from fermix.data.action_units import AFFWILD2_AUS
 from fermix.data.datasets.abaw_submission import ABAWSubmission
-from fermix.data.datasets.base import DatasetAdapter
+from fermix.data.datasets.base import DatasetAdapter, FolderConfig
 from fermix.data.datasets.common import dataset_root
 from fermix.data.images import read_image
 from fermix.data.label_spaces import LabelSpace, get_label_space, map_label
@@ -52,23 +54,45 @@ MISSING = {"au": -1.0, "expr": -1.0, "va": -5.0}
 SOURCE = "AffWild2"
 
 
+class Task(StrEnum):
+    expr = "expr"
+    au = "au"
+    va = "va"
+
+
+class ValidationSplit(StrEnum):
+    val = "val"  # ABAW: select and report on Validation_Set; no labelled test set
+    test = "test"  # Validation_Set is the test set; val carved from train
+
+
+@dataclass(frozen=True)
+class AffWild2Config(FolderConfig):
+    """configs/dataset/affwild2.yaml."""
+
+    tasks: list[Task] = field(default_factory=lambda: [Task(t) for t in TASKS])  # any non-empty subset
+    validation_split: ValidationSplit = ValidationSplit.val
+    annotations: str | None = None
+    images: str = "cropped_aligned"
+    image_ext: str = "jpg"
+
+
 class AffWild2Dataset(DatasetAdapter):
     """Per-frame records of Aff-Wild2 with the AU, expression and valence/arousal labels of the chosen tasks."""
 
     name = "affwild2"
+    Config = AffWild2Config
     au_names: tuple[str, ...] = AFFWILD2_AUS
     evaluation_protocols = (ABAWSubmission,)  # fermix test ... abaw_submission=true
 
     def __init__(self, cfg: Mapping[str, Any]) -> None:
-        self.root = dataset_root(cfg.get("root"), "Aff-Wild2")
-        self.tasks = _tasks(cfg.get("tasks", TASKS))
+        options: AffWild2Config = self.make_options(cfg)
+        self.root = dataset_root(options.root, "Aff-Wild2")
+        self.tasks = _tasks(options.tasks)
         self.label_space: LabelSpace = get_label_space("basic7")
-        validation_split = str(cfg.get("validation_split") or "val").strip().lower()
-        if validation_split not in ("val", "test"):
-            raise FermixError(f"dataset.validation_split={validation_split} is not one of val, test.")
-        ext = "." + str(cfg.get("image_ext") or "jpg").strip().lstrip(".")
-        annotations = _annotation_dir(self.root, cfg.get("annotations"))
-        images = _subdir(self.root, cfg.get("images") or "cropped_aligned", "images")
+        validation_split = options.validation_split
+        ext = "." + options.image_ext.strip().lstrip(".")
+        annotations = _annotation_dir(self.root, options.annotations)
+        images = _subdir(self.root, options.images, "images")
 
         tables = [self._read_task(annotations, task) for task in self.tasks]
         frames = _join(tables)
@@ -183,16 +207,11 @@ class AffWild2Dataset(DatasetAdapter):
 
 
 
-def _tasks(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, Iterable):
-        raise FermixError(f"dataset.tasks={value!r} is not a list; write it as [expr, au, va].")
-    tasks = [str(t).strip().lower() for t in value]
-    unknown = [t for t in tasks if t not in TASKS]
-    if unknown or not tasks:
-        raise FermixError(f"dataset.tasks={list(value)} must be a non-empty subset of [expr, au, va].")
-    return tuple(t for t in TASKS if t in tasks)
+def _tasks(chosen: list[Task]) -> tuple[str, ...]:
+    """The chosen tasks in TASKS order (the schema allows only their names; none chosen is refused here)."""
+    if not chosen:
+        raise FermixError("dataset.tasks=[] must be a non-empty subset of [expr, au, va].")
+    return tuple(t for t in TASKS if t in chosen)
 
 
 def _subdir(root: Path, value: Any, key: str) -> Path:

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fermix.data.datasets.base import FolderConfig
 from fermix.data.datasets.common import (
     RawLayout,
-    count_option,
+    at_least,
     dataset_root,
     natural_key,
     visible_dirs,
@@ -36,28 +38,40 @@ EMOTION_CODES: tuple[str, ...] = ("neutral", "anger", "contempt", "disgust", "fe
 SOURCE = "CKPlus"
 
 
+@dataclass(frozen=True)
+class CKPlusConfig(FolderConfig):
+    """configs/dataset/ckplus.yaml."""
+
+    frames: int = 3  # the last N frames of each labelled sequence
+    neutral_frames: int = 0  # also the first N frames as neutral
+    keep_contempt: bool = False
+    label_space: str | None = None  # null = basic7 (basic8 with keep_contempt); any named space
+
+
 class CKPlusDataset(RawLayout):
     """CK+ raw sequences: a source for `fermix preprocess`, not a training dataset."""
 
     name = "ckplus"
+    Config = CKPlusConfig
 
     @classmethod
     def raw_label_space(cls, cfg: Mapping[str, Any]) -> LabelSpace:
         """The space `raw_items` labels live in (recorded by `fermix preprocess`): basic7, or basic8 with
         `keep_contempt`; an explicit `label_space` wins."""
-        keep = bool(cfg.get("keep_contempt", False))
-        space = get_label_space(str(cfg.get("label_space") or ("basic8" if keep else "basic7")))
-        if keep and "contempt" not in space.classes:
+        o: CKPlusConfig = cls.make_options(cfg)
+        space = get_label_space(o.label_space or ("basic8" if o.keep_contempt else "basic7"))
+        if o.keep_contempt and "contempt" not in space.classes:
             raise FermixError(f"dataset.keep_contempt=true needs a label space with contempt, not `{space.name}`.")
         return space
 
     @classmethod
     def raw_items(cls, cfg: Mapping[str, Any]) -> list[RawItem]:
         """The last `frames` frames (and first `neutral_frames`) of every labelled sequence."""
-        root = dataset_root(cfg.get("root"), "CK+")
+        o: CKPlusConfig = cls.make_options(cfg)
+        root = dataset_root(o.root, "CK+")
         space = cls.raw_label_space(cfg)
-        frames = count_option(cfg.get("frames", 3), "frames", minimum=1)
-        neutral_frames = count_option(cfg.get("neutral_frames", 0), "neutral_frames", minimum=0)
+        frames = at_least(o.frames, "frames", minimum=1)
+        neutral_frames = at_least(o.neutral_frames, "neutral_frames", minimum=0)
         images_dir, emotion_dir = root / "cohn-kanade-images", root / "Emotion"
         for folder in (images_dir, emotion_dir):
             if not folder.is_dir():

@@ -1,5 +1,5 @@
 """Small helpers every dataset adapter needs: the root folder, listing folders without hidden
-files, natural frame order, integer options, and the raw-layout refusal."""
+files, natural frame order, range checks of integer options, and the raw-layout refusal."""
 
 from __future__ import annotations
 
@@ -51,15 +51,11 @@ def raw_layout_message(name: str) -> str:
     )
 
 
-def count_option(value: Any, key: str, minimum: int) -> int:
-    """An integer option >= minimum (3, not 3.0 or true)."""
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        n = -1
-    if n < minimum or str(value).strip() != str(n):
+def at_least(value: int, key: str, minimum: int) -> int:
+    """An integer option (typed by the adapter's Config) checked against the smallest value that makes sense."""
+    if value < minimum:
         raise FermixError(f"dataset.{key}={value} must be an integer >= {minimum}.")
-    return n
+    return value
 
 
 def is_hidden(path: Path) -> bool:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fermix.data.datasets.base import DatasetAdapter
+from fermix.data.datasets.base import DatasetAdapter, FolderConfig
 from fermix.data.datasets.common import dataset_root, is_hidden, visible_dirs
 from fermix.data.images import IMAGE_EXTENSIONS, read_image
 from fermix.data.label_spaces import LABEL_SPACES, LabelSpace, get_label_space, map_label
@@ -54,23 +54,35 @@ class _Entry:
     line: int | None = None  # the manifest line (1 = header) the entry came from
 
 
+@dataclass(frozen=True)
+class ImageFolderConfig(FolderConfig):
+    """configs/dataset/imagefolder.yaml."""
+
+    manifest: str | None = None
+    classes: list[str] | None = None
+    label_space: str | None = None
+    extensions: list[str] | None = None
+
+
 class ImageFolderDataset(DatasetAdapter):
     """Images with expression labels from a folder tree or a CSV manifest."""
 
     name = "imagefolder"
+    Config = ImageFolderConfig
     keys: frozenset[str] = frozenset({"image", "expr", "sample_id", "subject"})
 
     def __init__(self, cfg: Mapping[str, Any]) -> None:
-        self.root = dataset_root(cfg.get("root"), "images")
-        self.extensions = _extensions(cfg.get("extensions"))
-        named_space = cfg.get("label_space")
-        classes = cfg.get("classes")
+        options: ImageFolderConfig = self.make_options(cfg)
+        self.root = dataset_root(options.root, "images")
+        self.extensions = _extensions(options.extensions)
+        named_space = options.label_space
+        classes = options.classes
         if named_space and classes:
             raise FermixError("set either dataset.classes or dataset.label_space, not both.")
         self._space: LabelSpace | None = get_label_space(str(named_space)) if named_space else None
         self._classes = _class_list(classes) if classes else None
 
-        manifest = cfg.get("manifest")
+        manifest = options.manifest
         if not manifest and (self.root / AUTO_MANIFEST).is_file():
             manifest = AUTO_MANIFEST
         if manifest:
@@ -323,21 +335,17 @@ def _split_folders(root: Path) -> list[tuple[str, Path]]:
     return found
 
 
-def _extensions(value: Any) -> tuple[str, ...]:
+def _extensions(value: list[str] | None) -> tuple[str, ...]:
     if value is None:
         return IMAGE_EXTENSIONS
-    if isinstance(value, str):
-        value = [value]
-    exts = tuple("." + str(e).strip().lower().lstrip(".") for e in value)
+    exts = tuple("." + e.strip().lower().lstrip(".") for e in value)
     if not exts:
         raise FermixError("dataset.extensions is empty; list at least one image extension, e.g. [jpg, png].")
     return exts
 
 
-def _class_list(value: Any) -> list[str]:
-    if isinstance(value, str) or not isinstance(value, Iterable):
-        raise FermixError(f"dataset.classes={value!r} is not a list; write it as [class0, class1, ...].")
-    names = [str(c).strip() for c in value]
+def _class_list(value: list[str]) -> list[str]:
+    names = [c.strip() for c in value]
     lowered = [n.lower() for n in names]
     dupes = sorted({n for n in lowered if lowered.count(n) > 1})
     if dupes:

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from fermix.data.datasets.base import DatasetAdapter
+from fermix.data.datasets.base import DatasetAdapter, FolderConfig
 from fermix.data.datasets.common import dataset_root
 from fermix.data.images import IMAGE_EXTENSIONS, read_image
 from fermix.data.label_spaces import get_label_space, map_label
@@ -76,10 +78,32 @@ def normalise_bias(value: Any) -> str:
     return text
 
 
+class Fold(StrEnum):
+    """Which Latin-square fold (each source withholds a different class pair)."""
+
+    v1 = "v1"
+    v2 = "v2"
+    v3 = "v3"
+
+
+class Bias(StrEnum):
+    bias100 = "bias100"  # withheld cells only in test
+    bias90 = "bias90"  # about 10% of each withheld cell in train
+
+
+@dataclass(frozen=True)
+class MixBasicConfig(FolderConfig):
+    """configs/dataset/mixbasic.yaml."""
+
+    fold: Fold = Fold.v1
+    bias: Bias = Bias.bias100
+
+
 class MixBasicDataset(DatasetAdapter):
     """The images of one MixBasic fold, with the source dataset as IERN's confounder (`domain`)."""
 
     name = "mixbasic"
+    Config = MixBasicConfig
     keys: frozenset[str] = frozenset({"image", "expr", "domain", "sample_id", "subject"})
     # Cross-validation folds (fermix.report.pooled): runs that differ only in dataset.fold (and seed) are pooled
     # after a multirun and by `fermix report`, as IERN reports MixBasic; runs of different biases never are.
@@ -90,9 +114,9 @@ class MixBasicDataset(DatasetAdapter):
     label_space = get_label_space("mixbasic6")
 
     def __init__(self, cfg: Mapping[str, Any]) -> None:
-        self.root = dataset_dir(cfg.get("root"))
-        self.fold = normalise_fold(cfg.get("fold", "v1"))
-        self.bias = normalise_bias(cfg.get("bias", "bias100"))
+        options: MixBasicConfig = self.make_options(cfg)
+        self.root = dataset_dir(options.root)
+        self.fold, self.bias = options.fold.value, options.bias.value
         self.csv_names = {split: fold_csv_name(split, self.bias, self.fold) for split in SPLIT_FILES}
         listed = {split: self._read_fold_csv(self.root / name) for split, name in self.csv_names.items()}
         labels = _read_labels(self.root / LABELS_FILE)

@@ -19,12 +19,13 @@ code sum_e 2^e * y_e (only the data fingerprint reads it) or MOSEI's class.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from fermix.data.datasets.base import DatasetAdapter
+from fermix.data.datasets.base import DatasetAdapter, FolderConfig
 from fermix.data.datasets.common import dataset_root
 from fermix.data.label_spaces import LabelSpace, get_label_space
 from fermix.data.safe_pickle import restricted_load
@@ -189,8 +190,18 @@ class MultArraysDataset(DatasetAdapter):
         return sum(s.n for s in self.splits.values())
 
 
+@dataclass(frozen=True)
+class MultPickleConfig(FolderConfig):
+    """configs/dataset/iemocap.yaml and mosei.yaml."""
+
+    aligned: bool = True  # true: <prefix>_data.pkl | false: <prefix>_data_noalign.pkl
+    file: str | None = None  # another file name under root (overrides `aligned`)
+
+
 class MultPickleDataset(MultArraysDataset):
     """A MulT pickle under `root`; `aligned` picks `<prefix>_data.pkl` or `<prefix>_data_noalign.pkl`."""
+
+    Config = MultPickleConfig
 
     prefix = ""
     what = ""  # the data root's description for error messages
@@ -201,9 +212,9 @@ class MultPickleDataset(MultArraysDataset):
         return f"{cls.prefix}_data{'' if aligned else '_noalign'}.pkl"
 
     def __init__(self, cfg: Mapping[str, Any]) -> None:
-        root = dataset_root(cfg.get("root"), self.what, name=self.name)
-        aligned = _flag(cfg.get("aligned", True), "aligned")
-        file = cfg.get("file") or self.file_name(aligned)
+        options: MultPickleConfig = self.make_options(cfg)
+        root = dataset_root(options.root, self.what, name=self.name)
+        file = options.file or self.file_name(options.aligned)
         self.path = root / str(file)
         if not self.path.is_file():
             raise FermixError(
@@ -232,17 +243,6 @@ class MOSEIDataset(MultPickleDataset):
 
 
 # -------------------------------------------------------------------- helpers
-
-
-def _flag(value: Any, key: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes"):
-        return True
-    if text in ("false", "0", "no"):
-        return False
-    raise FermixError(f"dataset.{key}={value} is not true or false.")
 
 
 def _array(value: Any, where: str) -> np.ndarray:

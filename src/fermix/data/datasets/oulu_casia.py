@@ -10,12 +10,15 @@ IERN); the label is the emotion folder's name. Sample ids follow IERN's `<P###>_
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from fermix.data.datasets.base import FolderConfig
 from fermix.data.datasets.common import (
     RawLayout,
-    count_option,
+    at_least,
     dataset_root,
     natural_key,
     visible_dirs,
@@ -27,28 +30,52 @@ from fermix.data.raw import RawItem
 from fermix.errors import FermixError
 
 EMOTIONS: tuple[str, ...] = ("Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise")
-MODALITIES = ("VL", "NI")
-ILLUMINATIONS = ("Strong", "Weak", "Dark")
 SOURCE = "OuluCASIA"
+
+
+class Modality(StrEnum):
+    VL = "VL"  # visible light (IERN)
+    NI = "NI"  # near infrared
+
+
+class Illumination(StrEnum):
+    Strong = "Strong"  # IERN
+    Weak = "Weak"
+    Dark = "Dark"
+
+
+MODALITIES = tuple(m.value for m in Modality)
+ILLUMINATIONS = tuple(i.value for i in Illumination)
+
+@dataclass(frozen=True)
+class OuluCASIAConfig(FolderConfig):
+    """configs/dataset/oulu_casia.yaml."""
+
+    frames: int = 3  # the last N frames of each sequence
+    modality: Modality = Modality.VL
+    illumination: Illumination = Illumination.Strong
+    label_space: str = "basic7"  # basic7, basic8 or mixbasic6
 
 
 class OuluCASIADataset(RawLayout):
     """Oulu-CASIA raw sequences: a source for `fermix preprocess`, not a training dataset."""
 
     name = "oulu_casia"
+    Config = OuluCASIAConfig
 
     @classmethod
     def raw_label_space(cls, cfg: Mapping[str, Any]) -> LabelSpace:
         """The space `raw_items` labels live in (recorded by `fermix preprocess`): basic7 unless set."""
-        return get_label_space(str(cfg.get("label_space") or "basic7"))
+        return get_label_space(cls.make_options(cfg).label_space)
 
     @classmethod
     def raw_items(cls, cfg: Mapping[str, Any]) -> list[RawItem]:
         """The last `frames` frames of every subject × emotion sequence of the chosen capture set."""
-        root = dataset_root(cfg.get("root"), "Oulu-CASIA")
+        o: OuluCASIAConfig = cls.make_options(cfg)
+        root = dataset_root(o.root, "Oulu-CASIA")
         space = cls.raw_label_space(cfg)
-        frames = count_option(cfg.get("frames", 3), "frames", minimum=1)
-        capture = _capture_dir(root, str(cfg.get("modality") or "VL"), str(cfg.get("illumination") or "Strong"))
+        frames = at_least(o.frames, "frames", minimum=1)
+        capture = _capture_dir(root, o.modality, o.illumination)
         label_of: dict[str, str] = {}
         items: list[RawItem] = []
         for subject_dir in visible_dirs(capture):
@@ -77,10 +104,6 @@ class OuluCASIADataset(RawLayout):
 
 
 def _capture_dir(root: Path, modality: str, illumination: str) -> Path:
-    if modality not in MODALITIES:
-        raise FermixError(f"dataset.modality={modality} is not one of {', '.join(MODALITIES)}.")
-    if illumination not in ILLUMINATIONS:
-        raise FermixError(f"dataset.illumination={illumination} is not one of {', '.join(ILLUMINATIONS)}.")
     for base in (root, root / "OriginalImg"):
         capture = base / modality / illumination
         if capture.is_dir():

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from fermix.data.datasets.base import DatasetAdapter
+from fermix.data.datasets.base import DatasetAdapter, FolderConfig
 from fermix.data.datasets.common import dataset_root
 from fermix.data.images import read_image
 from fermix.data.label_spaces import get_label_space, map_label
@@ -39,8 +40,19 @@ RAF_CLASSES: dict[int, str] = {
     6: "Anger",
     7: "Neutral",
 }
-IMAGE_MODES = ("aligned", "original")
 SPLIT_PREFIXES = {"train_": "train", "test_": "test"}
+
+
+class Images(StrEnum):
+    aligned = "aligned"  # Image/aligned/<name>_aligned.jpg, 100×100
+    original = "original"  # Image/original/<name>.jpg
+
+
+@dataclass(frozen=True)
+class RAFDBConfig(FolderConfig):
+    """configs/dataset/rafdb.yaml."""
+
+    images: Images = Images.aligned
 
 
 @dataclass(frozen=True)
@@ -110,12 +122,14 @@ class RAFDBDataset(DatasetAdapter):
     """RAF-DB basic expressions in the basic7 label space."""
 
     name = "rafdb"
+    Config = RAFDBConfig
     keys: frozenset[str] = frozenset({"image", "expr", "sample_id", "subject"})
     label_space = get_label_space("basic7")
 
     def __init__(self, cfg: Mapping[str, Any]) -> None:
-        self.root = resolve_root(cfg.get("root"))
-        self.images = _image_mode(cfg.get("images", "aligned"))
+        options: RAFDBConfig = self.make_options(cfg)
+        self.root = resolve_root(options.root)
+        self.images = options.images
         lines = read_label_file(self.root)
         paths = _existing_paths(self.root, lines, self.images)
         self._records = pd.DataFrame(
@@ -135,7 +149,7 @@ class RAFDBDataset(DatasetAdapter):
     @classmethod
     def raw_items(cls, cfg: Mapping[str, Any]) -> list[RawItem]:
         """The original photographs for `fermix preprocess` (box None: the detector finds the face)."""
-        root = resolve_root(cfg.get("root"))
+        root = resolve_root(cls.make_options(cfg).root)
         lines = read_label_file(root)
         paths = _existing_paths(root, lines, "original")
         return [
@@ -180,13 +194,6 @@ def resolve_root(value: Any) -> Path:
             f"(see datasets/rafdb/README.md)."
         )
     return root
-
-
-def _image_mode(value: Any) -> str:
-    mode = str(value).strip().lower()
-    if mode not in IMAGE_MODES:
-        raise FermixError(f"dataset.images={value} is not one of {', '.join(IMAGE_MODES)}.")
-    return mode
 
 
 def _native_label(text: str) -> int | None:

@@ -1,7 +1,7 @@
-"""The generator's settings: one frozen dataclass, built from the Hydra `dataset` group.
+"""The generator's settings: one frozen dataclass, the `dataset=synthetic` schema (configs/dataset/synthetic.yaml).
 
-Every field changes what is generated, so the whole dataclass (with the generator's version)
-is the cache key; fields that do not change the data (cache location) are not in it.
+Every generator field changes what is generated, so those fields (with the generator's version) are the
+cache key; the dataset's name and the cache location (`_NOT_GENERATED`) do not change the data and are not in it.
 """
 
 from __future__ import annotations
@@ -11,14 +11,61 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
+from fermix.data.datasets.base import DatasetConfig, options_of
 from fermix.errors import FermixError
 
 # Bump when a change to the face model, renderer or design makes old caches wrong.
 GENERATOR_VERSION = 2
 
-FOLDS = ("v1", "v2", "v3")
+class Classes(StrEnum):
+    basic7 = "basic7"
+    basic8 = "basic8"  # adds contempt
+    mixbasic6 = "mixbasic6"  # no neutral
+
+
+class Bias(StrEnum):
+    none = "none"
+    bias100 = "bias100"  # MixBasic-style withheld (domain, class) cells, only in test
+    bias90 = "bias90"  # a withheld cell keeps `leak` of a normal cell in training
+
+
+class Fold(StrEnum):
+    """Which Latin-square rotation withholds which classes."""
+
+    v1 = "v1"
+    v2 = "v2"
+    v3 = "v3"
+
+
+FOLDS = tuple(f.value for f in Fold)
+
+
+class TestSplit(StrEnum):
+    iid = "iid"
+    ood = "ood"  # withheld cells only
+    balanced = "balanced"  # every cell
+
+
+# symmetric | class (a fixed confusable class per class; `class` is a keyword, hence the functional form)
+NoiseKind = StrEnum("NoiseKind", {"symmetric": "symmetric", "class": "class"})
+
+
+class Partial(StrEnum):
+    none = "none"
+    disjoint = "disjoint"  # train: one task per sample
+    random = "random"  # each task's label kept with partial_fraction
+
+
+class Task(StrEnum):
+    expression = "expression"
+    identity = "identity"  # the label is the person
+
+
+# Fields that do not change what is generated: never in the cache key.
+_NOT_GENERATED = ("name", "adapter", "cache", "cache_dir")
 
 # Global subject ids of the identity preset's people start here; no expression split may reach it
 # (validate), and a person's face is drawn from (data seed, subject id), so for every pair of data
@@ -32,15 +79,17 @@ _KEY_DEFAULTS_OMITTED = {"task": "expression", "identities": 300}
 
 
 @dataclass(frozen=True)
-class SyntheticConfig:
+class SyntheticConfig(DatasetConfig):
+    cache: bool = True  # build once, then memory-map from cache_dir
+    cache_dir: str | None = None  # null: generate in memory
     seed: int = 0
     image_size: int = 64
-    classes: str = "basic7"  # basic7 | basic8 (adds contempt) | mixbasic6 (no neutral)
+    classes: Classes = Classes.basic7
     num_domains: int = 3
-    bias: str = "none"  # none | bias100 | bias90: the MixBasic-style withheld (domain, class) cells
-    fold: str = "v1"  # which Latin-square rotation withholds which classes (v1, v2, v3)
+    bias: Bias = Bias.none
+    fold: Fold = Fold.v1
     leak: float = 0.1  # bias90: a withheld cell keeps this fraction of a normal cell in training
-    test: str = "iid"  # iid | ood (withheld cells only) | balanced (every cell)
+    test: TestSplit = TestSplit.iid
     train_per_cell: int = 100  # samples per (domain, class) cell
     val_per_cell: int = 20
     test_per_cell: int = 40
@@ -58,17 +107,27 @@ class SyntheticConfig:
     ambiguity: float = 0.0  # fraction of samples blending two prototypes
     blend_weight: tuple[float, float] = (0.55, 0.8)  # weight of the primary class in a blend
     noise: float = 0.0  # label-noise rate
-    noise_kind: str = "symmetric"  # symmetric | class (a fixed confusable class per class)
+    noise_kind: NoiseKind = NoiseKind.symmetric  # type: ignore[valid-type]
     noise_splits: tuple[str, ...] = ("train", "val")  # test labels stay clean
-    partial: str = "none"  # none | disjoint (train: one task per sample) | random
+    partial: Partial = Partial.none
     partial_fraction: float = 0.5  # random: chance each task's label is kept
     domain_styles: tuple[str, ...] = ()  # empty = the built-in styles in order
-    task: str = "expression"  # expression | identity (the label is the person; *_per_cell count per person)
+    task: Task = Task.expression  # identity: *_per_cell count per person
     identities: int = 300  # task=identity: how many people (all in train, val and test)
+
+    def __post_init__(self) -> None:
+        """Lists (as a config gives them) become tuples, so a config compares and hashes as one written in Python."""
+        for f in dataclasses.fields(self):
+            if isinstance(value := getattr(self, f.name), list):
+                object.__setattr__(self, f.name, tuple(value))
 
     def key(self) -> str:
         """A short hash of everything that determines the generated data."""
-        fields = {k: v for k, v in dataclasses.asdict(self).items() if _KEY_DEFAULTS_OMITTED.get(k, ...) != v}
+        fields = {
+            k: v
+            for k, v in dataclasses.asdict(self).items()
+            if k not in _NOT_GENERATED and _KEY_DEFAULTS_OMITTED.get(k, ...) != v
+        }
         if self.task == "identity":
             fields["identity_design"] = IDENTITY_DESIGN_VERSION
         payload = json.dumps({"version": GENERATOR_VERSION, **fields}, sort_keys=True)
@@ -76,43 +135,25 @@ class SyntheticConfig:
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any]) -> SyntheticConfig:
-        """Generator fields of a dataset config (other keys such as `name` or `cache_dir` are ignored)."""
-        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
-        values: dict[str, Any] = {}
-        for k, v in cfg.items():
-            if k in defaults:
-                values[k] = tuple(v) if isinstance(defaults[k], tuple) and v is not None else v
-        try:
-            out = cls(**values)
-        except TypeError as e:
-            raise FermixError(f"synthetic dataset config: {e}") from None
+        """The typed, validated config of a `dataset=synthetic` (or preset) mapping."""
+        out: SyntheticConfig = options_of(cls, cfg, "synthetic")
         out.validate()
         return out
 
     def validate(self) -> None:
+        """What the types cannot say: ranges and combinations that generate nothing sensible."""
+
         def bad(msg: str) -> None:
             raise FermixError(f"synthetic dataset: {msg}")
 
-        if self.classes not in ("basic7", "basic8", "mixbasic6"):
-            bad(f"classes={self.classes} is not one of basic7, basic8, mixbasic6.")
         if not 16 <= self.image_size <= 224:
             bad(f"image_size={self.image_size} is outside 16..224.")
         if self.num_domains < 1:
             bad("num_domains must be at least 1.")
-        if self.bias not in ("none", "bias100", "bias90"):
-            bad(f"bias={self.bias} is not one of none, bias100, bias90.")
         if self.bias != "none" and self.num_domains < 2:
             bad(f"bias={self.bias} withholds classes per domain and needs num_domains >= 2.")
-        if self.fold not in FOLDS:
-            bad(f"fold={self.fold} is not one of {', '.join(FOLDS)}.")
-        if self.test not in ("iid", "ood", "balanced"):
-            bad(f"test={self.test} is not one of iid, ood, balanced.")
         if self.test == "ood" and self.bias == "none":
             bad("test=ood needs withheld cells; set bias=bias100 or bias90.")
-        if self.noise_kind not in ("symmetric", "class"):
-            bad(f"noise_kind={self.noise_kind} is not symmetric or class.")
-        if self.partial not in ("none", "disjoint", "random"):
-            bad(f"partial={self.partial} is not one of none, disjoint, random.")
         for name in ("noise", "ambiguity", "leak", "partial_fraction"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 bad(f"{name}={getattr(self, name)} is not in [0, 1].")
@@ -122,8 +163,6 @@ class SyntheticConfig:
             bad("subjects_per_domain needs three positive counts (train, val, test).")
         if sum(self.subjects_per_domain) * self.num_domains >= IDENTITY_BASE:
             bad(f"subjects_per_domain x num_domains reaches the identity preset's people (ids from {IDENTITY_BASE}).")
-        if self.task not in ("expression", "identity"):
-            bad(f"task={self.task} is not expression or identity.")
         if self.task == "identity":
             if not 2 <= self.identities <= IDENTITY_BASE:
                 bad(f"identities={self.identities} is outside 2..{IDENTITY_BASE}.")

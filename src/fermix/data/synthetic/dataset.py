@@ -29,6 +29,7 @@ KEYS = frozenset(
 
 class SyntheticDataset(DatasetAdapter):
     name = "synthetic"
+    Config = SyntheticConfig  # the generator's settings are the dataset's options
     keys = KEYS
     au_names = SYNTHETIC_AUS
 
@@ -37,7 +38,7 @@ class SyntheticDataset(DatasetAdapter):
         self.label_space = label_space(self.config)
         self.domain_names = [s.name for s in domain_styles(self.config)]
         self.num_domains = self.config.num_domains
-        self.cache_dir = cfg.get("cache_dir") if cfg.get("cache", True) else None
+        self.cache_dir = self.config.cache_dir if self.config.cache else None
         self._splits: dict[str, SplitData] | None = None
 
     # Arrays are opened lazily and dropped when pickled (DataLoader workers under spawn reopen
