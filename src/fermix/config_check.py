@@ -1,7 +1,4 @@
-"""Overrides judged by Hydra's own composition (typed by fermix.config_schema) before a job starts: its refusal
-becomes one sentence instead of a page, or a run that crashes after its folder exists."""
-
-from __future__ import annotations
+"""Overrides composed by Hydra (typed by fermix.config_schema) before a job starts; a refusal is one sentence."""
 
 import difflib
 from collections.abc import Callable, Sequence
@@ -15,17 +12,12 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from fermix.config_schema import option_text, value_sentence
 from fermix.errors import FermixError
-
-_ABSENT = object()
-_KINDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false", "valid bool": "true or false"}
-_KINDS["ListConfig"] = "a list such as [a, b]"
-_SWEEPS = ("SIMPLE_CHOICE_SWEEP", "CHOICE_SWEEP", "RANGE_SWEEP")  # the sweeps whose values can be listed
 
 
 def check_overrides(args: Sequence[str], config_dir: Path, config_name: str) -> None:
-    """Raise FermixError naming the first override that cannot work. A `-m` sweep is composed once per value
-    of each listable sweep; sweeps over groups, intervals or globs are left to Hydra, which composes each job."""
+    """Raise FermixError naming the first override that cannot work; a `-m` sweep: each value of each sweep."""
     if any(a.startswith("-") and a not in ("-m", "--multirun", "-r", "--run") for a in args):
         return  # --help, --cfg job, --info ...: Hydra only reports
     parsed = []
@@ -33,16 +25,17 @@ def check_overrides(args: Sequence[str], config_dir: Path, config_name: str) -> 
         try:
             parsed += OverridesParser.create().parse_overrides([line])
         except OverrideParseException as exc:
-            why = str(exc).splitlines()[0].strip().rstrip(".")
-            raise FermixError(f"cannot read the override `{line}` ({why}); write key=value, quoting values "
-                              "with spaces or special characters") from None  # fmt: skip
+            raise FermixError(f"cannot read the override `{line}` ({str(exc).splitlines()[0].rstrip('.')}); write "
+                              "key=value, quoting values with spaces or special characters") from None  # fmt: skip
     parsed = [o for o in parsed if not o.key_or_group.startswith("hydra")]
     sweeps = [o for o in parsed if o.is_sweep_override()]
     if sweeps and not {"-m", "--multirun"} & set(args):
         raise FermixError(f"`{sweeps[0].input_line}` gives several values, which only a sweep takes: add -m to run "
                           "one job per value, or write a list as [a,b] or a string with commas in quotes")  # fmt: skip
-    if any(o.value_type.name not in _SWEEPS or (config_dir / o.key_or_group).is_dir() for o in sweeps):
-        return
+    if any(
+        o.value_type.name.startswith(("GLOB", "INTERVAL")) or (config_dir / o.key_or_group).is_dir() for o in sweeps
+    ):
+        return  # sweeps over groups, intervals or globs: Hydra composes (and so checks) each job
     values = {id(o): [f"{o.key_or_group}={v}" for v in o.sweep_string_iterator()] for o in sweeps}
     first = [values[id(o)][0] if id(o) in values else o.input_line for o in parsed]
     jobs = [[v if x is o else f for x, f in zip(parsed, first, strict=True)] for o in sweeps for v in values[id(o)]]
@@ -51,7 +44,6 @@ def check_overrides(args: Sequence[str], config_dir: Path, config_name: str) -> 
 
 
 def _compose(config_dir: Path, config_name: str, overrides: list[str]) -> Any:
-    """Hydra's composition of one job; its refusal as one sentence about the override it names."""
     GlobalHydra.instance().clear()  # a job that ran earlier in this process leaves Hydra initialised
     try:
         with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
@@ -85,32 +77,8 @@ def _sentence(exc: BaseException, base: Callable[[], Any], job: list[str]) -> st
         return _unknown_key(base(), _key(line) if line else key, line)
     if not key:
         return text.strip().splitlines()[0].rstrip(".")
-    default = OmegaConf.select(base(), key, throw_on_resolution_failure=False)
-    default = OmegaConf.to_container(default) if OmegaConf.is_config(default) else default
-    return value_sentence(item, (line or "").partition("=")[2], message, f" (its default is {option_text(default)})")
-
-
-def value_sentence(key: str, got: Any, message: str, default: str = "") -> str:
-    """OmegaConf's refusal of a value (its ValidationError message) as one sentence; `default` ends it."""
-    if "is not Optional" in message or "Incompatible value 'None'" in message:
-        return f"{key} cannot be null{default}"
-    if "expected one of" in message:
-        choices = message.split("[")[1].split("]")[0]
-        if key.endswith("]"):  # one item of a list
-            held = message.split("'")[1]
-            return f"{key.partition('[')[0]}={got} holds `{held}`, which is not one of {choices}{default}"
-        return f"{key}={got} is not one of {choices}{default}"
-    kind = next((words for name, words in _KINDS.items() if name in message), "a mapping such as {key: value}")
-    return f"{key} must be {kind}{default}, got `{got}`"
-
-
-def option_text(value: Any) -> str:
-    """A default as the YAML writes it: true, null, `word`, [a, b]."""
-    if isinstance(value, list | tuple):
-        return f"[{', '.join(str(v) for v in value)}]"
-    if value is None or isinstance(value, bool):
-        return "null" if value is None else str(value).lower()
-    return f"`{value}`" if isinstance(value, str) else str(value)
+    default = option_text(OmegaConf.select(base(), key, throw_on_resolution_failure=False))
+    return value_sentence(item, (line or "").partition("=")[2], message, f" (its default is {default})")
 
 
 def _unknown_key(base: Any, key: str, line: str | None) -> str:
@@ -123,10 +91,9 @@ def _unknown_key(base: Any, key: str, line: str | None) -> str:
     where = f" in `{line}`" if line else ""
     for close in difflib.get_close_matches(parts[depth], [str(k) for k in node], n=3, cutoff=0.6):
         candidate = ".".join([*parts[:depth], close, *parts[depth + 1 :]])
-        if OmegaConf.select(base, candidate, default=_ABSENT) is not _ABSENT:
+        if OmegaConf.select(base, candidate, default=base) is not base:  # `base` marks "no such key"
             return f"unknown config key `{key}`{where} (did you mean `{candidate}`?)"
     if not line:
         return f"unknown config key `{key}`; add a new key with a + in front (+{key}=...)"
-    at, keys = f"under `{'.'.join(parts[:depth])}`" if depth else "at the top level", list(map(str, node))
-    listed = ", ".join(keys[:25]) + (", ..." if len(keys) > 25 else "")
+    at, listed = f"under `{'.'.join(parts[:depth])}`" if depth else "at the top level", ", ".join(map(str, node))
     return f"unknown config key `{key}`{where}; the keys {at} are {listed} (write +{key}=... to add a new one)"

@@ -297,3 +297,34 @@ def register(config_dir: Path | None = None) -> None:
         store.store(group="schema/method", name=name, node=method_schema(METHODS.get(name)))
         if config_dir is not None and not (config_dir / "method" / f"{name}.yaml").is_file():
             store.store(group="method", name=name, node=method_schema(METHODS.get(name)))
+
+
+# --- how a refused value reads (Hydra's composition, Method.make_config and the dataset adapters share it) ------
+_KINDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false", "valid bool": "true or false"}
+_KINDS["ListConfig"] = "a list such as [a, b]"
+
+
+def value_sentence(key: str, got: Any, message: str, default: str = "") -> str:
+    """OmegaConf's refusal of a value (its ValidationError message) as one sentence; `default` ends it."""
+    if "is not Optional" in message or "Incompatible value 'None'" in message:
+        return f"{key} cannot be null{default}"
+    if "expected one of" in message:
+        choices = message.split("[")[1].split("]")[0]
+        if key.endswith("]"):  # one item of a list
+            held = message.split("'")[1]
+            return f"{key.partition('[')[0]}={got} holds `{held}`, which is not one of {choices}{default}"
+        return f"{key}={got} is not one of {choices}{default}"
+    kind = next((words for name, words in _KINDS.items() if name in message), "a mapping such as {key: value}")
+    return f"{key} must be {kind}{default}, got `{got}`"
+
+
+def option_text(value: Any) -> str:
+    """A default as the YAML writes it: true, null, `word`, [a, b] (a config node is read as its plain value)."""
+    from omegaconf import OmegaConf
+
+    value = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+    if isinstance(value, list | tuple):
+        return f"[{', '.join(str(v) for v in value)}]"
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else str(value).lower()
+    return f"`{value}`" if isinstance(value, str) else str(value)

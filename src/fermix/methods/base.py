@@ -195,7 +195,7 @@ class Method(nn.Module):
         from omegaconf import OmegaConf
         from omegaconf.errors import ValidationError
 
-        from fermix.config_check import value_sentence
+        from fermix.config_schema import value_sentence
 
         values = {k: v for k, v in dict(values).items() if k != "name"}
         known = {f.name for f in fields(cls.Config)}

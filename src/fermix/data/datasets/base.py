@@ -121,7 +121,7 @@ def options_of(config: type[C], cfg: Mapping[str, Any], adapter: str) -> C:
     from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import ValidationError
 
-    from fermix.config_check import option_text, value_sentence
+    from fermix.config_schema import option_text, value_sentence
 
     values = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
     declared = {f.name: f for f in fields(config)}  # type: ignore[arg-type]
