@@ -54,9 +54,8 @@ def _plain(cfg: Mapping[str, Any], key: str) -> dict[str, Any]:
 def build_optimizer(cfg: Mapping[str, Any], param_groups: Iterable[Mapping[str, Any]]) -> Optimizer:
     """`cfg._target_` (e.g. torch.optim.Adam) over the method's parameter groups.
 
-    An argument set to null is not passed, so the optimizer's default applies: a recipe that cannot
-    select another optim group (the method_dataset files) switches class with `_target_` and sets
-    the old class's extra arguments to null (au_align's SGD: `betas: null`)."""
+    An argument set to null is not passed, so the optimizer's own default applies (switching class with
+    `optim._target_=torch.optim.SGD` over optim=adam's keys: `optim.betas=null`)."""
     args = {k: v for k, v in _plain(cfg, "optim").items() if v is not None or k.startswith("_")}
     if not isinstance(args.get("lr"), (int, float)) or isinstance(args.get("lr"), bool):
         raise FermixError(f"optim.lr must be a number (parameter groups scale it), got `{args.get('lr')}`")
