@@ -46,6 +46,7 @@ class Pairs(Dataset):
 
 
 class PairWrapper(DatasetWrapper):
+    key = "data.pairs"
     wrapped: ClassVar[list[str]] = []
 
     @classmethod
@@ -108,3 +109,14 @@ def test_export_and_predict_refuse_a_wrapped_model_in_the_wrappers_words(pair_ru
     assert out.returncode == 1 and "method pair_mean reads pairs of faces (data.pairs)" in out.stderr
     out = fermix_main(["predict", f"ckpt={pair_run}", f"input={tmp_path / 'faces'}"], tmp_path)
     assert out.returncode == 1 and "checkpoint that reads pairs of faces (data.pairs)" in out.stderr
+
+
+def test_a_wrappers_key_set_for_a_method_that_does_not_declare_it_is_refused():
+    """`data.windows` is multitask_rnn's sample unit: a plain method would silently ignore it, so it refuses."""
+    import fermix.data.windows  # noqa: F401  (defines FrameWindows; the CLI imports every method's first)
+    from fermix.errors import FermixError
+    from fermix.registry import METHODS
+
+    with pytest.raises(FermixError, match=r"data\.windows is read by methods that declare FrameWindows; method erm"):
+        METHODS.get("erm").sample_wrapper({"data": {"windows": {"seq_len": 4}}})
+    assert METHODS.get("erm").sample_wrapper({"data": {"windows": None}}) is None

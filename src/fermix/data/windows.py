@@ -289,6 +289,8 @@ def window_dataset(
 class FrameWindows(DatasetWrapper):
     """`data.windows` as a method's sample unit (declared by sequence methods: multitask_rnn)."""
 
+    key = "data.windows"
+
     def __init__(self, config: WindowConfig) -> None:
         self.config = config
 

@@ -74,7 +74,16 @@ class DatasetWrapper(ABC):
 
     Declared by `Method.dataset_wrapper` and switched on by the wrapper's own config key, so the
     engine wraps splits without knowing what the unit is (fermix.data.windows.FrameWindows).
+    `key` names that config key: a method that does not declare the wrapper refuses a run that sets it.
     """
+
+    key: ClassVar[str] = ""
+    by_key: ClassVar[dict[str, type[DatasetWrapper]]] = {}  # every wrapper class defined, by its key
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.key:
+            DatasetWrapper.by_key[cls.key] = cls
 
     @classmethod
     @abstractmethod
@@ -185,7 +194,14 @@ class Method(nn.Module):
 
     @classmethod
     def sample_wrapper(cls, config: Mapping[str, Any]) -> DatasetWrapper | None:
-        """The dataset wrapper a run's config switches on for this method (None: single images)."""
+        """The dataset wrapper a run's config switches on for this method (None: single images); a key of
+        another wrapper that the run sets is refused, since this method would not read it."""
+        for key, owner in DatasetWrapper.by_key.items():
+            value: Any = config
+            for part in key.split("."):
+                value = value.get(part) if isinstance(value, Mapping) else None
+            if value is not None and owner is not cls.dataset_wrapper:
+                raise FermixError(f"{key} is read by methods that declare {owner.__name__}; method {cls.name} does not")
         return cls.dataset_wrapper.from_config(config) if cls.dataset_wrapper is not None else None
 
     @classmethod
