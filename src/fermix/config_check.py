@@ -12,7 +12,7 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from fermix.config_schema import option_text, value_sentence
+from fermix.config_schema import check_ranges, option_text, value_sentence
 from fermix.errors import FermixError
 
 
@@ -40,7 +40,7 @@ def check_overrides(args: Sequence[str], config_dir: Path, config_name: str) -> 
     first = [values[id(o)][0] if id(o) in values else o.input_line for o in parsed]
     jobs = [[v if x is o else f for x, f in zip(parsed, first, strict=True)] for o in sweeps for v in values[id(o)]]
     for job in jobs or [first]:
-        _compose(config_dir, config_name, job)
+        check_ranges(_compose(config_dir, config_name, job))
 
 
 def _compose(config_dir: Path, config_name: str, overrides: list[str]) -> Any:

@@ -299,6 +299,41 @@ def register(config_dir: Path | None = None) -> None:
             store.store(group="method", name=name, node=method_schema(METHODS.get(name)))
 
 
+# --- ranges a type cannot say (checked on the composed job before it starts) -----------------------------------
+RANGES: dict[str, tuple[Any, str]] = {
+    "data.batch_size": (lambda v: v >= 1, "at least 1"),
+    "data.num_workers": (lambda v: v >= 0, "0 or more (0 = load in the training process)"),
+    "data.image_size": (lambda v: v >= 1, "at least 1"),
+    "data.resize": (lambda v: v >= 1, "at least 1"),
+    "data.augment.hflip": (lambda v: 0 <= v <= 1, "a probability between 0 and 1"),
+    "data.val_fraction": (lambda v: 0 <= v < 1, "at least 0 and below 1"),
+    "data.test_fraction": (lambda v: 0 <= v < 1, "at least 0 and below 1"),
+    "trainer.max_epochs": (lambda v: v >= 1, "at least 1 (or null)"),
+    "optim.lr": (lambda v: v > 0, "positive"),
+}
+
+
+def check_ranges(cfg: Any) -> Any:
+    """Refuse, in one sentence, a value its type admits but no run can use; return `cfg`."""
+    from omegaconf import OmegaConf
+
+    from fermix.errors import FermixError
+
+    for key, (ok, words) in RANGES.items():
+        value = OmegaConf.select(cfg, key, throw_on_resolution_failure=False)
+        if isinstance(value, int | float) and not isinstance(value, bool) and not ok(value):
+            raise FermixError(f"{key}={value} must be {words}")
+    size, resize = (
+        OmegaConf.select(cfg, f"data.{k}", throw_on_resolution_failure=False) for k in ("image_size", "resize")
+    )
+    if isinstance(size, int) and isinstance(resize, int) and size > resize:
+        raise FermixError(
+            f"data.image_size={size} is larger than data.resize={resize}: the crop would be "
+            f"{100 * (1 - resize**2 / size**2):.0f}% black padding; set data.resize to at least {size}"
+        )
+    return cfg
+
+
 # --- how a refused value reads (Hydra's composition, Method.make_config and the dataset adapters share it) ------
 _KINDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false", "valid bool": "true or false"}
 _KINDS["ListConfig"] = "a list such as [a, b]"
