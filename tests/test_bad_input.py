@@ -181,6 +181,12 @@ def _foreign(case: Case) -> Path:
     return path
 
 
+def _a_file(case: Case) -> Path:
+    path = case.cwd / "notes.txt"
+    path.write_text("a file where a run folder was meant to go")
+    return path
+
+
 def _resumable(case: Case) -> Path:
     """A second copy of the prior run to resume into (the prior copy itself is only ever read)."""
     target = case.cwd / "runs" / "erm_imagefolder" / "resumable"
@@ -242,6 +248,11 @@ ROWS = [
         ("data.batch_size must be an integer", "`1.5`"), before_hydra=True),
     Row("number_key_given_a_word", lambda c: _train("faces", "data.augment.hflip=yes"),
         ("data.augment.hflip must be a number", "`yes`"), before_hydra=True),
+    Row("new_run_into_a_folder_that_holds_a_run", lambda c: _train("faces", f"hydra.run.dir={_resumable(c)}"),
+        ("holds a run already", "continue it with resume=auto"), run_dir="runs/erm_imagefolder/resumable",
+        before_hydra=True),
+    Row("run_dir_that_is_a_file", lambda c: _train("faces", f"hydra.run.dir={_a_file(c)}"),
+        ("is a file; give a folder for the run",), before_hydra=True),
     Row("crop_larger_than_the_resized_face", lambda c: _train("faces", "data.image_size=128", "data.resize=72"),
         ("data.image_size=128 is larger than data.resize=72", "68% black padding"), before_hydra=True),
     Row("batch_size_zero", lambda c: _train("faces", "data.batch_size=0"),

@@ -200,6 +200,20 @@ def check_job_overrides(command: str, args: Sequence[str]) -> None:
     check_overrides(args, config_dir(), command)
 
 
+def check_run_dir(args: Sequence[str]) -> None:
+    """A new run never writes into a folder that holds a run: that run is continued only with `resume=`."""
+    given = [a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir=")]
+    resumed = [a.split("=", 1)[1] for a in args if a.startswith("resume=")]
+    if not given or {"-m", "--multirun"} & set(args):
+        return
+    run = Path(given[-1])
+    if run.exists() and not run.is_dir():
+        fail(f"hydra.run.dir={run} is a file; give a folder for the run")
+    held = [n for n in ("checkpoints/last.ckpt", "checkpoints/best.ckpt", "summary.json") if (run / n).is_file()]
+    if held and not (resumed and resumed[-1] not in ("null", "")):
+        fail(f"{run} holds a run already ({held[0]}); continue it with resume=auto, or choose a new hydra.run.dir")
+
+
 def recipe_note(args: Sequence[str], configs: Path | None = None) -> str | None:
     """The one-line note for `fermix train method=X dataset=Y` without `experiment=` when
     configs/experiment/X_Y.yaml holds that pair's recipe (experiments are never applied implicitly,
@@ -318,6 +332,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_job_overrides(command, rest)
             if command in ("predict", "export"):
                 check_ckpt_arg(command, rest)
+            if command == "train" and _is_rank_zero():  # the other ranks of a launch re-run into rank 0's folder
+                check_run_dir(rest)
             note = recipe_note(rest) if command == "train" else None
             if note and _is_rank_zero():
                 print(note, file=sys.stderr)
