@@ -108,3 +108,12 @@ def test_a_multimodal_checkpoint_is_refused(ckpt, tmp_path):
     torch.save(state, tmp_path / "mult.ckpt")
     with pytest.raises(FermixError, match="multimodal"):
         fermix.load(tmp_path / "mult.ckpt")
+
+
+def test_a_run_folder_loads_its_selected_model_and_another_folder_says_what_to_pass(ckpt, tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "best.ckpt").write_bytes(ckpt.read_bytes())
+    assert fermix.load(run, device="cpu").classes == ["happy", "sad", "surprise"]
+    with pytest.raises(FermixError, match=r"is a folder; pass a \.ckpt file such as .*checkpoints/best\.ckpt"):
+        fermix.load(tmp_path / "run" / "checkpoints", device="cpu")

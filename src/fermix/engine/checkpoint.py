@@ -51,6 +51,9 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu", mmap: bool = Fa
 
     `mmap=True` maps the tensors instead of reading them: a cheap look at the metadata."""
     path = Path(path)
+    if path.is_dir():
+        best = path / "checkpoints" / "best.ckpt"
+        raise FermixError(f"checkpoint {path} is a folder; pass a .ckpt file such as {best}")
     if not path.is_file():
         raise FermixError(f"checkpoint {path} does not exist")
     try:
@@ -127,3 +130,11 @@ def set_rng_states(states: dict[str, Any]) -> None:
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def run_checkpoint(path: str | Path) -> Path:
+    """`path` itself, or for a run folder that fermix train wrote its selected model (checkpoints/best.ckpt)."""
+    path = Path(path)
+    if path.is_dir() and (path / "checkpoints" / "best.ckpt").is_file():
+        return path / "checkpoints" / "best.ckpt"
+    return path

@@ -25,6 +25,7 @@ from fermix.data.info import DataInfo
 from fermix.data.torch_dataset import RecordsDataset
 from fermix.data.transforms import build_transform
 from fermix.engine.build import method_class
+from fermix.engine.checkpoint import run_checkpoint
 from fermix.engine.evaluate import resolve_device
 from fermix.engine.restore import restore_method
 from fermix.errors import FermixError
@@ -200,5 +201,6 @@ class Predictor:
 
 
 def load(ckpt: str | Path, device: str = "auto", batch_size: int | None = None) -> Predictor:
-    """`fermix.load("best.ckpt").predict(images)`: a Predictor for a fermix checkpoint."""
-    return Predictor.from_checkpoint(ckpt, device=device, batch_size=batch_size)
+    """`fermix.load("best.ckpt").predict(images)`: a Predictor for a fermix checkpoint, or for a run folder
+    (its checkpoints/best.ckpt, the model validation selected)."""
+    return Predictor.from_checkpoint(run_checkpoint(ckpt), device=device, batch_size=batch_size)
