@@ -8,20 +8,8 @@ from fermix.data.transforms import build_transform
 from fermix.engine.build import plain
 from fermix.engine.optim import build_optimizer, build_scheduler
 from tests.engine.runner import compose_job
+from tests.engine.test_optim import EXPECTED as LR  # epoch: (base, classifiers), spec §3.1
 from tests.methods.dmue.conftest import build
-
-LR = {  # epoch: (base, classifiers), spec §3.1
-    0: (1e-4, 1e-3),
-    4: (1e-4, 5e-4),
-    6: (5e-5, 5e-4),
-    8: (5e-5, 1e-4),
-    12: (1e-5, 1e-4),
-    14: (1e-5, 1e-5),
-    20: (1e-5, 1e-5),
-    22: (5e-5, 5e-5),
-    25: (1e-5, 1e-5),
-    35: (1e-5, 1e-5),
-}
 
 
 @pytest.fixture(scope="module", params=[("affectnet", 6, 8), ("rafdb", 10, None)])
